@@ -1,0 +1,190 @@
+"""Column contracts: the public training CSV, the transactions API, and our canonical frame."""
+
+from __future__ import annotations
+
+import polars as pl
+
+CATEGORIES: tuple[str, ...] = (
+    "entertainment",
+    "food_dining",
+    "gas_transport",
+    "grocery_net",
+    "grocery_pos",
+    "health_fitness",
+    "home",
+    "kids_pets",
+    "misc_net",
+    "misc_pos",
+    "personal_care",
+    "shopping_net",
+    "shopping_pos",
+    "travel",
+)
+
+#: Header of fraudTrain.csv / fraudTest.csv; the first column is an unnamed row index.
+TRAINING_CSV_COLUMNS: tuple[str, ...] = (
+    "",
+    "trans_date_trans_time",
+    "cc_num",
+    "merchant",
+    "category",
+    "amt",
+    "first",
+    "last",
+    "gender",
+    "street",
+    "city",
+    "state",
+    "zip",
+    "lat",
+    "long",
+    "city_pop",
+    "job",
+    "dob",
+    "trans_num",
+    "unix_time",
+    "merch_lat",
+    "merch_long",
+    "is_fraud",
+)
+
+#: Columns of one API row, in the order the API sends them.
+API_COLUMNS: tuple[str, ...] = (
+    "cc_num",
+    "merchant",
+    "category",
+    "amt",
+    "first",
+    "last",
+    "gender",
+    "street",
+    "city",
+    "state",
+    "zip",
+    "lat",
+    "long",
+    "city_pop",
+    "job",
+    "dob",
+    "trans_num",
+    "merch_lat",
+    "merch_long",
+    "is_fraud",
+    "current_time",
+)
+
+#: The canonical transaction frame every asset passes on. ``cc_num`` is a string so that
+#: 19-digit card numbers survive; ``event_time`` is naive UTC.
+TRANSACTION_SCHEMA: dict[str, pl.DataType] = {
+    "trans_num": pl.String(),
+    "event_time": pl.Datetime("ms"),
+    "cc_num": pl.String(),
+    "merchant": pl.String(),
+    "category": pl.String(),
+    "amt": pl.Float64(),
+    "first": pl.String(),
+    "last": pl.String(),
+    "gender": pl.String(),
+    "street": pl.String(),
+    "city": pl.String(),
+    "state": pl.String(),
+    "zip": pl.Int64(),
+    "lat": pl.Float64(),
+    "long": pl.Float64(),
+    "city_pop": pl.Int64(),
+    "job": pl.String(),
+    "dob": pl.String(),
+    "merch_lat": pl.Float64(),
+    "merch_long": pl.Float64(),
+    "is_fraud": pl.Int8(),
+}
+
+#: Dtypes used when reading the training CSV, so nothing is guessed (cc_num above all).
+TRAINING_CSV_DTYPES: dict[str, pl.DataType] = {
+    "": pl.Int64(),
+    "trans_date_trans_time": pl.String(),
+    "cc_num": pl.String(),
+    "merchant": pl.String(),
+    "category": pl.String(),
+    "amt": pl.Float64(),
+    "first": pl.String(),
+    "last": pl.String(),
+    "gender": pl.String(),
+    "street": pl.String(),
+    "city": pl.String(),
+    "state": pl.String(),
+    "zip": pl.Int64(),
+    "lat": pl.Float64(),
+    "long": pl.Float64(),
+    "city_pop": pl.Int64(),
+    "job": pl.String(),
+    "dob": pl.String(),
+    "trans_num": pl.String(),
+    "unix_time": pl.Int64(),
+    "merch_lat": pl.Float64(),
+    "merch_long": pl.Float64(),
+    "is_fraud": pl.Int8(),
+}
+
+
+class SchemaError(ValueError):
+    """Data does not match the expected layout; the message says how."""
+
+
+def empty_transactions() -> pl.DataFrame:
+    """An empty canonical frame."""
+    return pl.DataFrame(schema=TRANSACTION_SCHEMA)
+
+
+def to_canonical(df: pl.DataFrame) -> pl.DataFrame:
+    """Select and cast the canonical columns; raise SchemaError naming any that are missing."""
+    missing = [c for c in TRANSACTION_SCHEMA if c not in df.columns]
+    if missing:
+        raise SchemaError(f"missing columns: {', '.join(missing)}")
+    try:
+        return df.select(pl.col(c).cast(t, strict=True) for c, t in TRANSACTION_SCHEMA.items())
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        raise SchemaError(f"column types do not match the contract: {exc}") from exc
+
+
+def validate_transactions(df: pl.DataFrame) -> pl.Series:
+    """Return a per-row reason string (null when the row is valid) for a canonical frame."""
+    checks: list[tuple[pl.Expr, str]] = [
+        (pl.col("trans_num").is_null() | (pl.col("trans_num").str.len_chars() == 0), "no trans_num"),
+        (~pl.col("cc_num").str.contains(r"^\d{8,19}$").fill_null(False), "cc_num not 8-19 digits"),
+        (pl.col("event_time").is_null(), "no event time"),
+        (pl.col("amt").is_null() | (pl.col("amt") < 0), "amount missing or negative"),
+        (~pl.col("category").is_in(CATEGORIES).fill_null(False), "unknown category"),
+        (~pl.col("lat").is_between(-90, 90).fill_null(False), "lat out of range"),
+        (~pl.col("long").is_between(-180, 180).fill_null(False), "long out of range"),
+        (~pl.col("merch_lat").is_between(-90, 90).fill_null(False), "merch_lat out of range"),
+        (~pl.col("merch_long").is_between(-180, 180).fill_null(False), "merch_long out of range"),
+        (pl.col("dob").str.to_date("%Y-%m-%d", strict=False).is_null(), "dob not YYYY-MM-DD"),
+    ]
+    reason = pl.lit(None, dtype=pl.String)
+    for bad, why in reversed(checks):
+        reason = pl.when(bad).then(pl.lit(why)).otherwise(reason)
+    return df.select(reason.alias("reason")).to_series()
+
+
+def training_csv_to_canonical(df: pl.DataFrame) -> pl.DataFrame:
+    """Turn a frame read from the public training CSV into the canonical frame."""
+    missing = [c for c in TRAINING_CSV_COLUMNS[1:] if c not in df.columns]
+    if missing:
+        raise SchemaError(f"training CSV lacks columns: {', '.join(missing)}")
+    parsed = df.with_columns(
+        event_time=pl.col("trans_date_trans_time").str.to_datetime(
+            "%Y-%m-%d %H:%M:%S", time_unit="ms", strict=False
+        )
+    )
+    bad = parsed.filter(pl.col("event_time").is_null())
+    if bad.height:
+        sample = bad["trans_date_trans_time"].head(3).to_list()
+        raise SchemaError(f"{bad.height} rows have an unparseable trans_date_trans_time: {sample}")
+    return to_canonical(parsed)
+
+
+def read_training_csv(source) -> pl.DataFrame:  # noqa: ANN001 - path or file-like
+    """Read a CSV in the public layout (plain or gzip) into the canonical frame."""
+    df = pl.read_csv(source, schema_overrides=TRAINING_CSV_DTYPES, infer_schema_length=0)
+    return training_csv_to_canonical(df)
