@@ -188,3 +188,37 @@ def read_training_csv(source) -> pl.DataFrame:  # noqa: ANN001 - path or file-li
     """Read a CSV in the public layout (plain or gzip) into the canonical frame."""
     df = pl.read_csv(source, schema_overrides=TRAINING_CSV_DTYPES, infer_schema_length=0)
     return training_csv_to_canonical(df)
+
+
+#: Warehouse table of everything the API brought, one row per ``trans_num``.
+LIVE_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
+    **TRANSACTION_SCHEMA,
+    "batch_hour": pl.String(),
+    "arrived_at": pl.Datetime("ms"),
+    "payload_key": pl.String(),
+}
+
+#: Warehouse table of scored rows. ``label_is_fraud`` is the API's delayed label, kept for
+#: monitoring only; it is never a model input.
+SCORED_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
+    "trans_num": pl.String(),
+    "event_time": pl.Datetime("ms"),
+    "cc_num": pl.String(),
+    "merchant": pl.String(),
+    "category": pl.String(),
+    "amt": pl.Float64(),
+    "fraud_probability": pl.Float64(),
+    "is_flagged": pl.Boolean(),
+    "threshold": pl.Float64(),
+    "model_name": pl.String(),
+    "model_version": pl.String(),
+    "feature_set_version": pl.String(),
+    "scored_at": pl.Datetime("ms"),
+    "label_is_fraud": pl.Int8(),
+    "batch_hour": pl.String(),
+}
+
+TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "live_transactions": LIVE_TRANSACTIONS_SCHEMA,
+    "scored_transactions": SCORED_TRANSACTIONS_SCHEMA,
+}

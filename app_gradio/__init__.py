@@ -1,0 +1,1 @@
+"""The fraud analysts' web app: a dashboard over scored transactions."""

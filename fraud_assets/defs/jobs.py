@@ -1,0 +1,20 @@
+"""Jobs the sensors launch."""
+
+import dagster as dg
+
+from fraud_assets.defs.scoring.partitions import hourly_partitions
+
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.assets("raw_training_data", "rf_model", "champion_model"),
+    description="Fetch the training data, train and register a model, promote it if it passes.",
+)
+
+# In-process: one process per run saves ~2 s a step, which matters for micro-batch latency.
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets("live_transactions", "scored_transactions"),
+    partitions_def=hourly_partitions,
+    executor_def=dg.in_process_executor,
+    description="Parse one hour's landed payloads and score them with the champion.",
+)

@@ -1,0 +1,77 @@
+"""Connection settings as resources; the same keys serve local and production deployments."""
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from fraud_assets.lib.api import TransactionsClient
+from fraud_assets.lib.registry import redact
+from fraud_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from fraud_assets.lib.warehouse import Warehouse
+
+
+class ObjectStoreResource(dg.ConfigurableResource):
+    """Object storage: an S3 bucket when ``bucket`` is set, else a local directory."""
+
+    local_dir: str = Field(description="Directory used when no bucket is configured.")
+    bucket: str | None = Field(default=None, description="S3 bucket (FRAUD_S3_BUCKET).")
+    prefix: str = Field(default="fraud", description="Key prefix inside the bucket.")
+    s3: S3Resource = Field(default_factory=S3Resource)
+
+    def store(self) -> ObjectStore:
+        if self.bucket:
+            return S3ObjectStore(self.s3.get_client(), self.bucket, self.prefix)
+        return LocalObjectStore(self.local_dir)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse database: PostgreSQL URL, or a local SQLite file."""
+
+    url: str = Field(description="postgresql://… or sqlite:///path (FRAUD_DATABASE_URL).")
+    db_schema: str = Field(default="public", description="Schema (FRAUD_DATABASE_SCHEMA).")
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.url, schema=self.db_schema)
+
+    def describe(self) -> str:
+        return redact(self.url)
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking server and registry, and where this project's models live in it."""
+
+    tracking_uri: str = Field(description="MLFLOW_TRACKING_URI: sqlite:///… or http(s)://…")
+    experiment: str = "fraud-detection"
+    model_name: str = "fraud_rf"
+    artifact_location: str | None = Field(
+        default=None, description="Artifact root for a new experiment (local store only)."
+    )
+
+    def describe(self) -> str:
+        return redact(self.tracking_uri)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"{self.describe().rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return None
+
+
+class TransactionsApiResource(dg.ConfigurableResource):
+    """The real-time transactions API (TRANSACTIONS_API_URL)."""
+
+    base_url: str
+    timeout_seconds: float = 30.0
+    max_attempts: int = 3
+    min_interval_seconds: float = Field(
+        default=12.0, description="At most one call per this many seconds (real limit ~5/min)."
+    )
+
+    def client(self) -> TransactionsClient:
+        return TransactionsClient(self.base_url, self.timeout_seconds, self.max_attempts,
+                                  self.min_interval_seconds)
+
+
+class TrainingSourceResource(dg.ConfigurableResource):
+    """Where the labelled training CSV comes from (FRAUD_TRAINING_DATA_URL)."""
+
+    url: str

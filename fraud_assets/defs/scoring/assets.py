@@ -1,0 +1,125 @@
+"""Live scoring: what the API brought, and those rows scored by the champion model."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from fraud_assets.defs.resources import MlflowResource, ObjectStoreResource, WarehouseResource
+from fraud_assets.defs.scoring.partitions import hourly_partitions
+from fraud_assets.defs.training.assets import column_schema
+from fraud_assets.lib import registry
+from fraud_assets.lib.features import INPUT_COLUMNS
+from fraud_assets.lib.landing import (
+    LANDING_PREFIX,
+    parse_payloads,
+    quarantine_key,
+    quarantine_record,
+)
+from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
+from fraud_assets.lib.scoring import score_batch
+
+
+@dg.asset(
+    group_name="scoring",
+    kinds={"sql", "polars"},
+    partitions_def=hourly_partitions,
+    io_manager_key="warehouse_io_manager",
+    metadata={"on_conflict": "ignore"},
+    check_specs=[dg.AssetCheckSpec("no_quarantined_payloads", asset="live_transactions",
+                                   description="Every landed payload parsed and validated.")],
+    pool="warehouse",
+)
+def live_transactions(
+    context: dg.AssetExecutionContext,
+    object_store: ObjectStoreResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    """Transactions the API brought in this hour, parsed from the raw payloads the sensor landed
+    in object storage. Each run loads every payload of the hour not yet in the table, so a
+    failed run is healed by the next one. Invalid payloads or rows go to quarantine with their
+    reason; rows are unique by ``trans_num`` and the table keeps the first arrival of each."""
+    store = object_store.store()
+    hour = context.partition_key
+    loaded = warehouse.warehouse().read(
+        "live_transactions", LIVE_TRANSACTIONS_SCHEMA, columns=["payload_key"],
+        where={"batch_hour": [hour]})["payload_key"]
+    keys = sorted(set(store.list(f"{LANDING_PREFIX}/{hour}/")) - set(loaded.to_list()))
+    parsed = parse_payloads([(k, store.get_bytes(k)) for k in keys])
+    for reject in parsed.rejects:
+        suffix = f"-{reject['trans_num']}" if "trans_num" in reject else ""
+        store.put_bytes(quarantine_key(reject["payload_key"]) + suffix, quarantine_record(reject))
+    reasons = sorted({r["reason"] for r in parsed.rejects})
+    if parsed.rejects:
+        context.log.warning(f"{len(parsed.rejects)} payloads/rows quarantined: {reasons}"[:800])
+    rows = parsed.rows
+    yield dg.Output(rows, metadata={
+        "dagster/row_count": rows.height,
+        "dagster/column_schema": column_schema(rows),
+        "payloads_read": len(keys),
+        "payloads_already_loaded": loaded.n_unique(),
+        "quarantined": len(parsed.rejects),
+        "duplicates_in_batch": parsed.duplicates,
+    })
+    yield dg.AssetCheckResult(
+        check_name="no_quarantined_payloads",
+        passed=not parsed.rejects,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined": len(parsed.rejects), "reasons": "; ".join(reasons)[:1000]},
+    )
+
+
+@dg.asset(
+    group_name="scoring",
+    kinds={"sql", "sklearn"},
+    partitions_def=hourly_partitions,
+    io_manager_key="warehouse_io_manager",
+    ins={
+        "live_transactions": dg.AssetIn(),
+        "raw_training_data": dg.AssetIn(metadata={"columns": list(INPUT_COLUMNS)}),
+    },
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
+    pool="warehouse",
+)
+def scored_transactions(
+    context: dg.AssetExecutionContext,
+    mlflow_registry: MlflowResource,
+    warehouse: WarehouseResource,
+    live_transactions: pl.DataFrame,
+    raw_training_data: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    """This hour's live transactions scored by the champion model: fraud probability, decision
+    at the model's cost-based threshold, model name and version, feature-set version and
+    ``scored_at``. Rows already scored by the same model version are skipped; a new champion
+    re-scores them, so re-scoring is an ordinary backfill. Per-card history features read the
+    card's earlier training and live transactions through the shared feature code."""
+    try:
+        pipeline, champ = registry.load_champion(mlflow_registry.tracking_uri,
+                                                 mlflow_registry.model_name)
+    except registry.NoChampionError as exc:
+        raise dg.Failure(str(exc)) from exc
+    wh = warehouse.warehouse()
+    done = wh.read("scored_transactions", SCORED_TRANSACTIONS_SCHEMA,
+                   columns=["trans_num", "model_version"],
+                   where={"batch_hour": [context.partition_key]})
+    done_now = done.filter(pl.col("model_version") == champ.version)["trans_num"]
+    todo = live_transactions.filter(~pl.col("trans_num").is_in(done_now.implode()))
+    cards = todo["cc_num"].unique().to_list()
+    history = pl.concat([
+        raw_training_data.filter(pl.col("cc_num").is_in(cards)).select(INPUT_COLUMNS),
+        wh.read("live_transactions", LIVE_TRANSACTIONS_SCHEMA, columns=list(INPUT_COLUMNS),
+                where={"cc_num": cards}) if cards else raw_training_data.clear().select(INPUT_COLUMNS),
+    ], how="vertical_relaxed")
+    scored = score_batch(todo, history, pipeline, model_name=champ.name,
+                         model_version=champ.version, threshold=champ.threshold,
+                         batch_hour=context.partition_key)
+    flagged = int(scored["is_flagged"].sum()) if scored.height else 0
+    return dg.Output(scored, metadata={
+        "dagster/row_count": scored.height,
+        "already_scored": done_now.len(),
+        "flagged": flagged,
+        "amount_flagged": float(scored.filter("is_flagged")["amt"].sum()) if flagged else 0.0,
+        "model_version": champ.version,
+        "threshold": champ.threshold,
+        "history_rows": history.height,
+    })

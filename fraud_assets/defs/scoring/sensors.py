@@ -1,0 +1,89 @@
+"""The transactions sensor: poll the API, land every payload, launch micro-batch runs."""
+
+import datetime as dt
+import os
+
+import dagster as dg
+
+from fraud_assets.defs.jobs import scoring_job
+from fraud_assets.defs.resources import (
+    MlflowResource,
+    ObjectStoreResource,
+    TransactionsApiResource,
+)
+from fraud_assets.lib import registry
+from fraud_assets.lib.api import ApiUnavailable
+from fraud_assets.lib.landing import LANDING_PREFIX, hour_of, hour_of_key, landing_key
+
+POLL_SECONDS = int(os.environ.get("FRAUD_POLL_INTERVAL_SECONDS", "15"))
+CALLS_PER_TICK = int(os.environ.get("FRAUD_CALLS_PER_TICK", "1"))
+#: How far back a tick looks for landed payloads it has not yet handed to a run.
+LOOKBACK_HOURS = 48
+
+
+def _hours_since(cursor_key: str | None, now: dt.datetime) -> list[str]:
+    earliest = now - dt.timedelta(hours=LOOKBACK_HOURS)
+    if cursor_key:
+        start = dt.datetime.strptime(hour_of_key(cursor_key), "%Y-%m-%d-%H:00")
+        earliest = max(earliest, start)
+    hours, h = [], earliest.replace(minute=0, second=0, microsecond=0)
+    while h <= now:
+        hours.append(hour_of(h))
+        h += dt.timedelta(hours=1)
+    return hours
+
+
+def plan_runs(new_keys: list[str]) -> list[dg.RunRequest]:
+    """One run request per hour of new payloads; the run key makes a repeated tick harmless."""
+    by_hour: dict[str, list[str]] = {}
+    for key in sorted(new_keys):
+        by_hour.setdefault(hour_of_key(key), []).append(key)
+    return [
+        dg.RunRequest(
+            run_key=f"{hour}/{keys[-1].rsplit('/', 1)[-1]}",
+            partition_key=hour,
+            tags={"fraud/payloads": str(len(keys))},
+        )
+        for hour, keys in by_hour.items()
+    ]
+
+
+@dg.sensor(
+    job=scoring_job,
+    minimum_interval_seconds=POLL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Polls the transactions API, lands each raw payload, and launches scoring runs.",
+)
+def transactions_sensor(
+    context: dg.SensorEvaluationContext,
+    transactions_api: TransactionsApiResource,
+    object_store: ObjectStoreResource,
+    mlflow_registry: MlflowResource,
+) -> dg.SensorResult | dg.SkipReason:
+    """Land first, then plan: a payload is in storage before anything else happens to it, and the
+    cursor (the last landed key handed to a run) only moves with the run requests."""
+    store = object_store.store()
+    client = transactions_api.client()
+    problems: list[str] = []
+    for _ in range(CALLS_PER_TICK):
+        try:
+            payload = client.fetch()
+        except ApiUnavailable as exc:
+            problems.append(str(exc))
+            break
+        store.put_bytes(landing_key(payload.fetched_at), payload.body)
+    if problems:
+        context.log.warning(f"transactions API unavailable: {problems[-1]}")
+
+    if registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name) is None:
+        return dg.SkipReason("payloads landed; waiting for a champion model before scoring")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    new_keys = [
+        key
+        for hour in _hours_since(context.cursor, now)
+        for key in store.list(f"{LANDING_PREFIX}/{hour}/")
+        if context.cursor is None or key > context.cursor
+    ]
+    if not new_keys:
+        return dg.SkipReason("no new payloads" + (f" ({problems[-1]})" if problems else ""))
+    return dg.SensorResult(run_requests=plan_runs(new_keys), cursor=max(new_keys))

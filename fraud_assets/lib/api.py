@@ -1,0 +1,163 @@
+"""The transactions API contract: parse its double-encoded payloads and fetch them politely."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+import polars as pl
+import requests
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from fraud_assets.lib.schema import API_COLUMNS, TRANSACTION_SCHEMA, SchemaError, to_canonical
+
+ENDPOINT = "/current-transactions"
+
+
+class PayloadError(ValueError):
+    """A response body that does not follow the contract; the message says why."""
+
+
+class ApiUnavailable(RuntimeError):
+    """The API could not be reached or kept failing after retries."""
+
+
+class _Retryable(RuntimeError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def parse_payload(body: bytes | str) -> pl.DataFrame:
+    """Parse one response body into canonical rows; raise PayloadError on anything off-contract.
+
+    The body is a JSON string whose content is a DataFrame in ``orient="split"`` form. Integers
+    stay exact (19-digit ``cc_num``) and ``current_time`` (epoch ms) becomes ``event_time``.
+    """
+    try:
+        outer = json.loads(body)
+        inner = json.loads(outer) if isinstance(outer, str) else outer
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+        raise PayloadError(f"body is not JSON: {exc}") from exc
+    if not isinstance(inner, dict) or not {"columns", "data"} <= inner.keys():
+        raise PayloadError("body is not a split-oriented frame (needs 'columns' and 'data')")
+    columns, data = inner["columns"], inner["data"]
+    missing = [c for c in API_COLUMNS if c not in columns]
+    if missing:
+        raise PayloadError(f"payload lacks columns: {', '.join(missing)}")
+    if not isinstance(data, list) or any(
+        not isinstance(r, list) or len(r) != len(columns) for r in data
+    ):
+        raise PayloadError("payload rows do not match its columns")
+    records = {c: [row[i] for row in data] for i, c in enumerate(columns)}
+    if any(not isinstance(v, int) or isinstance(v, bool) for v in records["current_time"]):
+        raise PayloadError("current_time must be integer epoch milliseconds")
+    if any(not isinstance(v, int | str) or isinstance(v, bool) for v in records["cc_num"]):
+        raise PayloadError("cc_num must be an integer or a string of digits")
+    records["cc_num"] = [str(v) for v in records["cc_num"]]
+    records["event_time"] = [
+        dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
+        for ms in records.pop("current_time")
+    ]
+    schema = {c: t for c, t in TRANSACTION_SCHEMA.items() if c in records}
+    try:
+        frame = pl.DataFrame({c: records[c] for c in schema}, schema=schema, strict=False)
+        return to_canonical(frame)
+    except (SchemaError, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise PayloadError(f"payload values do not fit the contract: {exc}") from exc
+
+
+def encode_payload(frame: pl.DataFrame, index: list[int], current_time_ms: list[int]) -> bytes:
+    """Encode API-layout rows exactly as the real API does: a JSON string of a split frame."""
+    cols = [c for c in API_COLUMNS if c != "current_time"]
+    rows = [
+        [_api_value(c, row[c]) for c in cols] + [ms]
+        for row, ms in zip(frame.select(cols).iter_rows(named=True), current_time_ms)
+    ]
+    inner = json.dumps({"columns": list(API_COLUMNS), "index": index, "data": rows},
+                       separators=(",", ":"))
+    return json.dumps(inner).encode()
+
+
+def _api_value(column: str, value):  # noqa: ANN001, ANN202
+    if column == "cc_num":
+        return int(value)
+    return int(value) if column == "is_fraud" else value
+
+
+@dataclass
+class FetchedPayload:
+    """One raw response body and when it arrived."""
+
+    body: bytes
+    fetched_at: dt.datetime
+    status: int
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, _Retryable) and exc.retry_after is not None:
+        return exc.retry_after
+    return wait_exponential_jitter(initial=1, max=8)(state)
+
+
+class TransactionsClient:
+    """HTTP client for ``GET {base_url}/current-transactions``.
+
+    Retries timeouts, connection errors, 5xx and 429 (honouring ``Retry-After``) with
+    exponential backoff, and never calls more often than ``min_interval_seconds``.
+    """
+
+    def __init__(self, base_url: str, timeout_seconds: float = 30.0, max_attempts: int = 3,
+                 min_interval_seconds: float = 12.0, session: requests.Session | None = None) -> None:
+        self.url = base_url.rstrip("/") + ENDPOINT
+        self.timeout = timeout_seconds
+        self.max_attempts = max_attempts
+        self.min_interval = min_interval_seconds
+        self.session = session or requests.Session()
+        self._last_call = 0.0
+        self._lock = threading.Lock()
+
+    def _pace(self) -> None:
+        with self._lock:
+            wait = self._last_call + self.min_interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_call = time.monotonic()
+
+    def _get_once(self) -> FetchedPayload:
+        self._pace()
+        try:
+            resp = self.session.get(self.url, timeout=self.timeout)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code == 429:
+            after = resp.headers.get("Retry-After", "")
+            raise _Retryable("rate limited (429)", float(after) if after.isdigit() else None)
+        if resp.status_code >= 500:
+            raise _Retryable(f"server error {resp.status_code}: {resp.text[:120]!r}")
+        if resp.status_code != 200:
+            raise ApiUnavailable(f"unexpected status {resp.status_code}: {resp.text[:120]!r}")
+        return FetchedPayload(resp.content, dt.datetime.now(dt.UTC).replace(tzinfo=None), 200)
+
+    def fetch(self) -> FetchedPayload:
+        """Fetch one response body; raise ApiUnavailable when retries are exhausted."""
+        retrying = retry(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=_wait,
+            reraise=True,
+        )(self._get_once)
+        try:
+            return retrying()
+        except _Retryable as exc:
+            raise ApiUnavailable(f"{self.url}: {exc} (after {self.max_attempts} attempts)") from exc

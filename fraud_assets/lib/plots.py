@@ -1,0 +1,35 @@
+"""Small matplotlib figures rendered to PNG bytes, for metadata and the web app."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(fig) -> bytes:  # noqa: ANN001
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def pr_curve_png(precision: np.ndarray, recall: np.ndarray, ap: float) -> bytes:
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    ax.plot(recall, precision)
+    ax.set(xlabel="recall", ylabel="precision", title=f"Precision-recall (AP {ap:.3f})",
+           xlim=(0, 1), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def importances_png(importances: dict[str, float], top: int = 15) -> bytes:
+    items = sorted(importances.items(), key=lambda kv: kv[1])[-top:]
+    fig, ax = plt.subplots(figsize=(4.5, 0.25 * len(items) + 1))
+    ax.barh([k for k, _ in items], [v for _, v in items])
+    ax.set(title="Feature importance", xlabel="mean decrease in impurity")
+    return _png(fig)

@@ -1,0 +1,147 @@
+"""``python -m fraud_assets.platform`` (what ``make run`` calls): the whole local platform.
+
+It makes the local demo data once, then starts the transactions API stand-in, ``dagster dev``
+(webserver and daemon) and the Gradio app, each in its own process group, prints their URLs,
+and stops them all on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from fraud_assets import settings
+from fraud_assets.lib.generator import GeneratorConfig, generate_transactions, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+SPLIT = dt.datetime(2020, 6, 21)
+
+
+def ensure_demo_data(source_dir: Path, n_cards: int = 300, seed: int = 42) -> tuple[Path, Path]:
+    """fraudTrain.csv / fraudTest.csv from our generator, split at 2020-06-21 like the public
+    files; made once and reused."""
+    train, test = source_dir / "fraudTrain.csv", source_dir / "fraudTest.csv"
+    if train.exists() and test.exists():
+        return train, test
+    source_dir.mkdir(parents=True, exist_ok=True)
+    import polars as pl
+
+    frame = generate_transactions(GeneratorConfig(
+        n_cards=n_cards, start=dt.date(2020, 1, 1), end=dt.date(2020, 12, 31), seed=seed))
+    when = pl.col("trans_date_trans_time").str.to_datetime("%Y-%m-%d %H:%M:%S")
+    for path, part in ((train, frame.filter(when < SPLIT)), (test, frame.filter(when >= SPLIT))):
+        write_csv(part.drop("").with_row_index("").with_columns(pl.col("").cast(pl.Int64)), path)
+    return train, test
+
+
+def _wait_http(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+class Supervisor:
+    """Children in their own process groups, stopped together."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        fh = open(log, "ab")  # noqa: SIM115 - stays open for the child's lifetime
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.children.append((name, proc))
+
+    def stop(self) -> None:
+        for _, proc in self.children:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 25
+        for _, proc in self.children:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def dead(self) -> list[str]:
+        return [name for name, proc in self.children if proc.poll() is not None]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--dagster-port", type=int, default=3000)
+    parser.add_argument("--api-port", type=int, default=8765)
+    parser.add_argument("--app-port", type=int, default=7860)
+    parser.add_argument("--no-app", action="store_true", help="do not start the Gradio app")
+    args = parser.parse_args(argv)
+
+    data = settings.data_dir()
+    logs = data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    train, test = ensure_demo_data(data / "source")
+    home = data / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
+
+    api = f"http://127.0.0.1:{args.api_port}"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FRAUD_DATA_DIR": str(data),
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TRANSACTIONS_API_URL", api)
+    env.setdefault("FRAUD_TRAINING_DATA_URL", f"{api}/files/{train.name}")
+    py = sys.executable
+    sup = Supervisor()
+    stop = {"now": False}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        sup.start("api", [py, "-m", "fraud_assets.standin", "--data", str(test),
+                          "--files-dir", str(train.parent), "--port", str(args.api_port)],
+                  env, logs / "standin.log")
+        sup.start("dagster", [py, "-m", "dagster", "dev", "-h", "127.0.0.1",
+                              "-p", str(args.dagster_port)], env, logs / "dagster.log")
+        if not args.no_app:
+            sup.start("app", [py, "-m", "app_gradio"],
+                      {**env, "GRADIO_SERVER_PORT": str(args.app_port)}, logs / "app.log")
+        _wait_http(f"{api}/health", 30)
+        print(f"""
+  Fraud platform is starting (logs in {logs}):
+    Dagster UI         http://127.0.0.1:{args.dagster_port}
+    Transactions API   {api}/current-transactions  (local stand-in)
+    Fraud dashboard    {"http://127.0.0.1:%d" % args.app_port if not args.no_app else "(off)"}
+    Warehouse          {settings.database_url() if "FRAUD_DATABASE_URL" not in os.environ
+                        else "FRAUD_DATABASE_URL"}
+  The first model trains by itself; scored transactions follow within a few minutes.
+  Press Ctrl-C to stop.
+""", flush=True)
+        while not stop["now"]:
+            dead = sup.dead()
+            if dead:
+                print(f"stopped unexpectedly: {', '.join(dead)}; see {logs}", file=sys.stderr)
+                return 1
+            time.sleep(1)
+        return 0
+    finally:
+        print("stopping…", flush=True)
+        sup.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
