@@ -1,0 +1,73 @@
+"""Fixtures built once: generated data, a real HTTP stand-in, PostgreSQL, a local platform."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from fraud_assets.lib.generator import GeneratorConfig, generate_transactions, write_csv
+from fraud_assets.lib.schema import training_csv_to_canonical
+from fraud_assets.standin.app import StandinConfig, create_app
+from fraud_assets_tests.servers import postgres_url, serve_app
+
+#: Small but fraud-rich: ~120 cards over four months.
+SMALL = GeneratorConfig(n_cards=120, start=dt.date(2020, 1, 1), end=dt.date(2020, 5, 1),
+                        compromises_per_card_year=1.0, seed=11)
+SPLIT = dt.datetime(2020, 4, 10)
+
+
+@dataclass
+class Dataset:
+    public: pl.DataFrame  # public CSV layout
+    canonical: pl.DataFrame
+    train_csv: Path
+    test_csv: Path
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    root = tmp_path_factory.mktemp("data")
+    public = generate_transactions(SMALL)
+    when = pl.col("trans_date_trans_time").str.to_datetime("%Y-%m-%d %H:%M:%S")
+    train, test = root / "fraudTrain.csv", root / "fraudTest.csv"
+    write_csv(public.filter(when < SPLIT), train)
+    write_csv(public.filter(when >= SPLIT), test)
+    return Dataset(public, training_csv_to_canonical(public), train, test)
+
+
+@pytest.fixture(scope="session")
+def standin_url(dataset: Dataset):
+    """The API stand-in over real HTTP, replaying the test split; also serves the train CSV."""
+    app = create_app(StandinConfig(data=dataset.test_csv, files_dir=dataset.train_csv.parent,
+                                   rows_per_call=3, timeout_seconds=3))
+    with serve_app(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A real PostgreSQL server (see servers.PG_HELP for how one is found or started)."""
+    try:
+        ctx = postgres_url()
+        url = ctx.__enter__()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url
+    ctx.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_schema(pg_url: str):
+    """A fresh schema per test, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))

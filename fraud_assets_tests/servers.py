@@ -1,0 +1,97 @@
+"""Real servers on loopback for tests: uvicorn apps in threads, and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+PG_HELP = (
+    "These tests need PostgreSQL. Set FRAUD_TEST_DATABASE_URL=postgresql://user@host:port/db, "
+    "run one on 127.0.0.1:5432 (user postgres, trust auth, database 'test'), or install the "
+    "server binaries (Debian: apt-get install postgresql) so a throwaway cluster can be started."
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(app, port: int | None = None) -> Iterator[str]:  # noqa: ANN001
+    """Run an ASGI app with uvicorn in a thread; yield its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _can_connect(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for path in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(path)
+    return None
+
+
+@contextlib.contextmanager
+def postgres_url() -> Iterator[str]:
+    """A reachable PostgreSQL: FRAUD_TEST_DATABASE_URL, the local one, or a throwaway cluster."""
+    for url in (os.environ.get("FRAUD_TEST_DATABASE_URL"),
+                "postgresql://postgres@127.0.0.1:5432/test"):
+        if url and _can_connect(url):
+            yield url
+            return
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise RuntimeError(PG_HELP)
+    root = Path(tempfile.mkdtemp(prefix="fraud-pg-"))
+    as_pg: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres", "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = root / "data"
+    subprocess.run([*as_pg, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E",
+                    "UTF8"], check=True, capture_output=True)
+    subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-w", "-l", str(root / "log"), "-o",
+                    f"-p {port} -k {root} -c fsync=off -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
