@@ -71,6 +71,10 @@ def parse_payload(body: bytes | str) -> pl.DataFrame:
     schema = {c: t for c, t in TRANSACTION_SCHEMA.items() if c in records}
     try:
         frame = pl.DataFrame({c: records[c] for c in schema}, schema=schema, strict=False)
+        lost = [c for c in schema
+                if frame[c].null_count() > sum(v is None for v in records[c])]
+        if lost:
+            raise SchemaError(f"values of the wrong type in {', '.join(lost)}")
         return to_canonical(frame)
     except (SchemaError, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         raise PayloadError(f"payload values do not fit the contract: {exc}") from exc

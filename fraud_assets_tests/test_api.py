@@ -1,0 +1,121 @@
+"""The transactions API contract: exact parsing, and a client that copes with a flaky server."""
+
+import datetime as dt
+import json
+import time
+
+import polars as pl
+import pytest
+import requests
+
+from fraud_assets.lib.api import (
+    ApiUnavailable,
+    PayloadError,
+    TransactionsClient,
+    encode_payload,
+    parse_payload,
+)
+
+# A real response body from shared/API.md, as the JSON string `response.json()` returns.
+REAL_INNER = (
+    '{"columns":["cc_num","merchant","category","amt","first","last","gender","street","city",'
+    '"state","zip","lat","long","city_pop","job","dob","trans_num","merch_lat","merch_long",'
+    '"is_fraud","current_time"],"index":[301199],"data":[[4497913965512794052,"fraud_Berge, '
+    'Kautzer and Harris","personal_care",60.16,"Scott","Edwards","M","838 Amy Street Suite 107",'
+    '"Pembroke","NC",28372,34.6902,-79.1834,14783,"Hospital doctor","1955-11-07",'
+    '"3cb54a489fb351f73a7db98f6c7bb1ad",34.38451,-78.621062,0,1730134684025]]}'
+)
+REAL_BODY = json.dumps(REAL_INNER).encode()  # on the wire it is JSON-encoded once more
+
+
+def test_real_sample_payload_parses_without_loss() -> None:
+    row = parse_payload(REAL_BODY).row(0, named=True)
+    assert row["cc_num"] == "4497913965512794052"  # all 19 digits, no float rounding
+    assert row["event_time"] == dt.datetime(2024, 10, 28, 16, 58, 4, 25000)  # from epoch ms
+    assert row["amt"] == 60.16 and row["zip"] == 28372 and row["is_fraud"] == 0
+    assert row["merchant"] == "fraud_Berge, Kautzer and Harris"
+    assert row["trans_num"] == "3cb54a489fb351f73a7db98f6c7bb1ad"
+
+
+def test_encoding_matches_the_real_wire_format_byte_for_byte() -> None:
+    parsed = parse_payload(REAL_BODY)
+    api_rows = parsed.with_columns(pl.col("is_fraud").cast(pl.Int64))
+    assert encode_payload(api_rows, [301199], [1730134684025]) == REAL_BODY
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<!DOCTYPE html><html>Space is sleeping</html>", "not JSON"),
+        (REAL_BODY[: len(REAL_BODY) // 2], "not JSON"),
+        (json.dumps(REAL_INNER.replace('"amt"', '"amount"')).encode(), "lacks columns: amt"),
+        (json.dumps(json.dumps({"rows": []})).encode(), "split-oriented"),
+        (json.dumps(REAL_INNER.replace("1730134684025", '"2024-10-28"')).encode(), "current_time"),
+        (json.dumps(REAL_INNER.replace("60.16", '"sixty"')).encode(), "do not fit"),
+        (json.dumps(REAL_INNER.replace(',0,1730134684025]', ',1730134684025]')).encode(),
+         "rows do not match"),
+    ],
+    ids=["html", "truncated", "wrong-columns", "not-split", "time-as-text", "bad-amount",
+         "short-row"],
+)
+def test_malformed_payloads_raise_a_clear_error(body: bytes, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        parse_payload(body)
+
+
+def _force(url: str, kinds: str) -> None:
+    requests.post(f"{url}/_control/faults", params={"kinds": kinds}, timeout=5).raise_for_status()
+
+
+@pytest.mark.integration
+def test_client_fetches_real_contract_rows_from_the_standin(standin_url: str) -> None:
+    client = TransactionsClient(standin_url, min_interval_seconds=0)
+    payload = client.fetch()
+    assert isinstance(json.loads(payload.body), str)  # double-encoded, like the real API
+    rows = parse_payload(payload.body)
+    assert rows.height == 3 and rows["trans_num"].str.len_chars().to_list() == [32] * 3
+
+
+@pytest.mark.integration
+def test_client_retries_server_errors_then_succeeds(standin_url: str) -> None:
+    _force(standin_url, "5xx,5xx")
+    payload = TransactionsClient(standin_url, min_interval_seconds=0, max_attempts=3).fetch()
+    assert parse_payload(payload.body).height == 3
+
+
+@pytest.mark.integration
+def test_client_honours_retry_after_on_429(standin_url: str) -> None:
+    _force(standin_url, "429")
+    started = time.monotonic()
+    TransactionsClient(standin_url, min_interval_seconds=0).fetch()
+    assert time.monotonic() - started >= 2.0  # the stand-in says Retry-After: 2
+
+
+@pytest.mark.integration
+def test_client_retries_a_timeout(standin_url: str) -> None:
+    _force(standin_url, "timeout")
+    client = TransactionsClient(standin_url, timeout_seconds=0.5, min_interval_seconds=0)
+    assert parse_payload(client.fetch().body).height == 3
+
+
+@pytest.mark.integration
+def test_client_gives_up_with_a_clear_error_when_the_api_stays_down(standin_url: str) -> None:
+    _force(standin_url, "5xx,5xx")
+    client = TransactionsClient(standin_url, min_interval_seconds=0, max_attempts=2)
+    with pytest.raises(ApiUnavailable, match="server error 503.*after 2 attempts"):
+        client.fetch()
+
+
+def test_client_reports_an_unreachable_api() -> None:
+    client = TransactionsClient("http://127.0.0.1:9", min_interval_seconds=0, max_attempts=1)
+    with pytest.raises(ApiUnavailable, match="ConnectionError"):
+        client.fetch()
+
+
+def test_client_keeps_to_its_call_rate() -> None:
+    client = TransactionsClient("http://127.0.0.1:9", min_interval_seconds=0.3, max_attempts=1)
+    started = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(ApiUnavailable):
+            client.fetch()
+    assert time.monotonic() - started >= 0.6
