@@ -22,8 +22,9 @@ def build_app() -> gr.Blocks:
         gr.Markdown("# Card fraud detection")
         with gr.Tab("Dashboard"):
             kpis = gr.Markdown(elem_id="kpis")
-            table = gr.Dataframe(label="Latest flagged transactions", elem_id="flagged",
-                                 interactive=False)
+            table = gr.Dataframe(
+                label="Latest flagged transactions", elem_id="flagged", interactive=False
+            )
             refresh = gr.Button("Refresh", elem_id="refresh")
         refresh.click(dashboard, outputs=[kpis, table], api_name="dashboard")
         app.load(dashboard, outputs=[kpis, table])

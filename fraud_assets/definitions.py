@@ -28,16 +28,20 @@ def _secret(name: str, default: str) -> str | dg.EnvVar:
 
 def build_resources() -> dict[str, object]:
     """One resource set; each part switches to production when its variable is set."""
-    s3 = S3Resource(endpoint_url=settings.env("AWS_ENDPOINT_URL"),
-                    region_name=settings.env("AWS_REGION") or settings.env("AWS_DEFAULT_REGION"))
+    s3 = S3Resource(
+        endpoint_url=settings.env("AWS_ENDPOINT_URL"),
+        region_name=settings.env("AWS_REGION") or settings.env("AWS_DEFAULT_REGION"),
+    )
     store = ObjectStoreResource(
         local_dir=str(settings.data_dir() / "objects"),
         bucket=settings.env("FRAUD_S3_BUCKET"),
         prefix=settings.env("FRAUD_S3_PREFIX") or "fraud",
         s3=s3,
     )
-    warehouse = WarehouseResource(url=_secret("FRAUD_DATABASE_URL", settings.database_url()),
-                                  db_schema=settings.database_schema())
+    warehouse = WarehouseResource(
+        url=_secret("FRAUD_DATABASE_URL", settings.database_url()),
+        db_schema=settings.database_schema(),
+    )
     return {
         "object_store": store,
         "warehouse": warehouse,
@@ -54,7 +58,8 @@ def build_resources() -> dict[str, object]:
             timeout_seconds=float(settings.env("FRAUD_API_TIMEOUT_SECONDS") or 30),
         ),
         "training_source": TrainingSourceResource(
-            url=_secret("FRAUD_TRAINING_DATA_URL", settings.training_data_url())),
+            url=_secret("FRAUD_TRAINING_DATA_URL", settings.training_data_url())
+        ),
     }
 
 

@@ -34,8 +34,11 @@ def ensure_demo_data(source_dir: Path, n_cards: int = 300, seed: int = 42) -> tu
     source_dir.mkdir(parents=True, exist_ok=True)
     import polars as pl
 
-    frame = generate_transactions(GeneratorConfig(
-        n_cards=n_cards, start=dt.date(2020, 1, 1), end=dt.date(2020, 12, 31), seed=seed))
+    frame = generate_transactions(
+        GeneratorConfig(
+            n_cards=n_cards, start=dt.date(2020, 1, 1), end=dt.date(2020, 12, 31), seed=seed
+        )
+    )
     when = pl.col("trans_date_trans_time").str.to_datetime("%Y-%m-%d %H:%M:%S")
     for path, part in ((train, frame.filter(when < SPLIT)), (test, frame.filter(when >= SPLIT))):
         write_csv(part.drop("").with_row_index("").with_columns(pl.col("").cast(pl.Int64)), path)
@@ -61,8 +64,9 @@ class Supervisor:
 
     def start(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
         fh = open(log, "ab")  # noqa: SIM115 - stays open for the child's lifetime
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.children.append((name, proc))
 
     def stop(self) -> None:
@@ -98,8 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copyfile(ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
 
     api = f"http://127.0.0.1:{args.api_port}"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FRAUD_DATA_DIR": str(data),
-           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "FRAUD_DATA_DIR": str(data),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.setdefault("TRANSACTIONS_API_URL", api)
     env.setdefault("FRAUD_TRAINING_DATA_URL", f"{api}/files/{train.name}")
     py = sys.executable
@@ -112,25 +121,54 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        sup.start("api", [py, "-m", "fraud_assets.standin", "--data", str(test),
-                          "--files-dir", str(train.parent), "--port", str(args.api_port)],
-                  env, logs / "standin.log")
-        sup.start("dagster", [py, "-m", "dagster", "dev", "-h", "127.0.0.1",
-                              "-p", str(args.dagster_port)], env, logs / "dagster.log")
+        sup.start(
+            "api",
+            [
+                py,
+                "-m",
+                "fraud_assets.standin",
+                "--data",
+                str(test),
+                "--files-dir",
+                str(train.parent),
+                "--port",
+                str(args.api_port),
+            ],
+            env,
+            logs / "standin.log",
+        )
+        sup.start(
+            "dagster",
+            [py, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.dagster_port)],
+            env,
+            logs / "dagster.log",
+        )
         if not args.no_app:
-            sup.start("app", [py, "-m", "app_gradio"],
-                      {**env, "GRADIO_SERVER_PORT": str(args.app_port)}, logs / "app.log")
+            sup.start(
+                "app",
+                [py, "-m", "app_gradio"],
+                {**env, "GRADIO_SERVER_PORT": str(args.app_port)},
+                logs / "app.log",
+            )
         _wait_http(f"{api}/health", 30)
-        print(f"""
+        app_url = "(off)" if args.no_app else f"http://127.0.0.1:{args.app_port}"
+        warehouse = (
+            "FRAUD_DATABASE_URL"
+            if settings.env("FRAUD_DATABASE_URL")
+            else (settings.database_url())
+        )
+        print(
+            f"""
   Fraud platform is starting (logs in {logs}):
     Dagster UI         http://127.0.0.1:{args.dagster_port}
     Transactions API   {api}/current-transactions  (local stand-in)
-    Fraud dashboard    {"http://127.0.0.1:%d" % args.app_port if not args.no_app else "(off)"}
-    Warehouse          {settings.database_url() if "FRAUD_DATABASE_URL" not in os.environ
-                        else "FRAUD_DATABASE_URL"}
+    Fraud dashboard    {app_url}
+    Warehouse          {warehouse}
   The first model trains by itself; scored transactions follow within a few minutes.
   Press Ctrl-C to stop.
-""", flush=True)
+""",
+            flush=True,
+        )
         while not stop["now"]:
             dead = sup.dead()
             if dead:

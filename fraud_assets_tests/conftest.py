@@ -16,8 +16,13 @@ from fraud_assets.standin.app import StandinConfig, create_app
 from fraud_assets_tests.servers import postgres_url, serve_app
 
 #: Small but fraud-rich: ~120 cards over four months.
-SMALL = GeneratorConfig(n_cards=120, start=dt.date(2020, 1, 1), end=dt.date(2020, 5, 1),
-                        compromises_per_card_year=1.0, seed=11)
+SMALL = GeneratorConfig(
+    n_cards=120,
+    start=dt.date(2020, 1, 1),
+    end=dt.date(2020, 5, 1),
+    compromises_per_card_year=1.0,
+    seed=11,
+)
 SPLIT = dt.datetime(2020, 4, 10)
 
 
@@ -43,8 +48,14 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 @pytest.fixture(scope="session")
 def standin_url(dataset: Dataset):
     """The API stand-in over real HTTP, replaying the test split; also serves the train CSV."""
-    app = create_app(StandinConfig(data=dataset.test_csv, files_dir=dataset.train_csv.parent,
-                                   rows_per_call=3, timeout_seconds=3))
+    app = create_app(
+        StandinConfig(
+            data=dataset.test_csv,
+            files_dir=dataset.train_csv.parent,
+            rows_per_call=3,
+            timeout_seconds=3,
+        )
+    )
     with serve_app(app) as url:
         yield url
 
@@ -71,3 +82,55 @@ def pg_schema(pg_url: str):
     yield name
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@dataclass
+class Platform:
+    """A local deployment in a temp dir: resources exactly as definitions.py builds them."""
+
+    data_dir: Path
+    resources: dict
+
+
+def make_platform(mp: pytest.MonkeyPatch, root: Path, standin_url: str, **env: str) -> Platform:
+    """Set the environment (kept until ``mp`` is undone: secrets resolve at run time) and
+    build the resources as definitions.py does."""
+    from fraud_assets.definitions import build_resources
+
+    values = {
+        "FRAUD_DATA_DIR": str(root),
+        "TRANSACTIONS_API_URL": standin_url,
+        "FRAUD_TRAINING_DATA_URL": f"{standin_url}/files/fraudTrain.csv",
+        "FRAUD_API_MIN_INTERVAL_SECONDS": "0",
+        **env,
+    }
+    for name in (
+        "FRAUD_S3_BUCKET",
+        "FRAUD_DATABASE_URL",
+        "MLFLOW_TRACKING_URI",
+        "AWS_ENDPOINT_URL",
+    ):
+        if name not in values:
+            mp.delenv(name, raising=False)
+    for name, value in values.items():
+        mp.setenv(name, value)
+    return Platform(root, build_resources())
+
+
+TRAIN_CONFIG = {"ops": {"rf_model": {"config": {"n_estimators": 30, "n_jobs": 2}}}}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, standin_url: str) -> Platform:
+    """A local platform whose training assets have been materialized once."""
+    import dagster as dg
+
+    from fraud_assets.definitions import defs
+
+    mp = pytest.MonkeyPatch()
+    platform = make_platform(mp, tmp_path_factory.mktemp("platform"), standin_url)
+    assets = [defs.get_assets_def(k) for k in ("raw_training_data", "rf_model", "champion_model")]
+    result = dg.materialize(assets, resources=platform.resources, run_config=TRAIN_CONFIG)
+    assert result.success
+    yield platform
+    mp.undo()

@@ -69,8 +69,10 @@ def _pg_bin(name: str) -> str | None:
 @contextlib.contextmanager
 def postgres_url() -> Iterator[str]:
     """A reachable PostgreSQL: FRAUD_TEST_DATABASE_URL, the local one, or a throwaway cluster."""
-    for url in (os.environ.get("FRAUD_TEST_DATABASE_URL"),
-                "postgresql://postgres@127.0.0.1:5432/test"):
+    for url in (
+        os.environ.get("FRAUD_TEST_DATABASE_URL"),
+        "postgresql://postgres@127.0.0.1:5432/test",
+    ):
         if url and _can_connect(url):
             yield url
             return
@@ -84,14 +86,31 @@ def postgres_url() -> Iterator[str]:
         as_pg = ["runuser", "-u", "postgres", "--"]
     port = free_port()
     data = root / "data"
-    subprocess.run([*as_pg, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E",
-                    "UTF8"], check=True, capture_output=True)
-    subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-                    f"-p {port} -k {root} -c fsync=off -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_pg, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_pg,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(root / "log"),
+            "-o",
+            f"-p {port} -k {root} -c fsync=off -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_pg, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)

@@ -52,11 +52,20 @@ def test_encoding_matches_the_real_wire_format_byte_for_byte() -> None:
         (json.dumps(json.dumps({"rows": []})).encode(), "split-oriented"),
         (json.dumps(REAL_INNER.replace("1730134684025", '"2024-10-28"')).encode(), "current_time"),
         (json.dumps(REAL_INNER.replace("60.16", '"sixty"')).encode(), "do not fit"),
-        (json.dumps(REAL_INNER.replace(',0,1730134684025]', ',1730134684025]')).encode(),
-         "rows do not match"),
+        (
+            json.dumps(REAL_INNER.replace(",0,1730134684025]", ",1730134684025]")).encode(),
+            "rows do not match",
+        ),
     ],
-    ids=["html", "truncated", "wrong-columns", "not-split", "time-as-text", "bad-amount",
-         "short-row"],
+    ids=[
+        "html",
+        "truncated",
+        "wrong-columns",
+        "not-split",
+        "time-as-text",
+        "bad-amount",
+        "short-row",
+    ],
 )
 def test_malformed_payloads_raise_a_clear_error(body: bytes, message: str) -> None:
     with pytest.raises(PayloadError, match=message):

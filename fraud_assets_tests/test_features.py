@@ -17,23 +17,36 @@ from fraud_assets.lib.features import (
 
 def _card_rows(times: list[str], amts: list[float], cats: list[str] | None = None) -> pl.DataFrame:
     n = len(times)
-    return pl.DataFrame({
-        "trans_num": [f"t{i}" for i in range(n)],
-        "event_time": [dt.datetime.fromisoformat(t) for t in times],
-        "cc_num": ["4000000000000000"] * n,
-        "category": cats or ["grocery_pos"] * n,
-        "amt": amts,
-        "gender": ["F"] * n,
-        "dob": ["1980-06-15"] * n,
-        "city_pop": [1000] * n,
-        "lat": [40.0] * n, "long": [-75.0] * n, "merch_lat": [40.0] * n, "merch_long": [-74.0] * n,
-        "is_fraud": [0] * n,
-    }).with_columns(pl.col("event_time").cast(pl.Datetime("ms")))
+    return pl.DataFrame(
+        {
+            "trans_num": [f"t{i}" for i in range(n)],
+            "event_time": [dt.datetime.fromisoformat(t) for t in times],
+            "cc_num": ["4000000000000000"] * n,
+            "category": cats or ["grocery_pos"] * n,
+            "amt": amts,
+            "gender": ["F"] * n,
+            "dob": ["1980-06-15"] * n,
+            "city_pop": [1000] * n,
+            "lat": [40.0] * n,
+            "long": [-75.0] * n,
+            "merch_lat": [40.0] * n,
+            "merch_long": [-74.0] * n,
+            "is_fraud": [0] * n,
+        }
+    ).with_columns(pl.col("event_time").cast(pl.Datetime("ms")))
 
 
 def test_history_counts_only_strictly_earlier_transactions() -> None:
-    rows = _card_rows(["2020-01-01 10:00:00", "2020-01-01 10:30:00", "2020-01-01 10:30:00",
-                       "2020-01-01 12:00:00", "2020-01-09 12:00:00"], [10, 20, 30, 40, 50])
+    rows = _card_rows(
+        [
+            "2020-01-01 10:00:00",
+            "2020-01-01 10:30:00",
+            "2020-01-01 10:30:00",
+            "2020-01-01 12:00:00",
+            "2020-01-09 12:00:00",
+        ],
+        [10, 20, 30, 40, 50],
+    )
     f = compute_features(rows)
     assert f["count_1h"].to_list() == [0, 1, 1, 0, 0]  # the twin at 10:30 does not count
     assert f["amt_sum_24h"].to_list() == [0, 10, 10, 60, 0]
@@ -45,8 +58,9 @@ def test_history_counts_only_strictly_earlier_transactions() -> None:
 
 
 def test_row_features_are_computed_from_event_time_and_coordinates() -> None:
-    f = compute_features(_card_rows(["2020-06-14 23:30:00", "2020-06-15 08:00:00"],
-                                    [5, 5], ["home", "shopping_net"]))
+    f = compute_features(
+        _card_rows(["2020-06-14 23:30:00", "2020-06-15 08:00:00"], [5, 5], ["home", "shopping_net"])
+    )
     assert f["hour"].to_list() == [23, 8]
     assert f["day_of_week"].to_list() == [6, 0]  # Sunday, Monday
     assert f["age_years"][0] == pytest.approx(39.999, abs=0.01)  # at the event, not today
@@ -60,8 +74,10 @@ def test_online_features_with_stored_history_equal_offline_features(dataset, cut
     """Scoring a later batch with history read from storage gives the offline features."""
     data = dataset.canonical
     when = dt.datetime.fromisoformat(cut)
-    history, batch = data.filter(pl.col("event_time") < when), data.filter(
-        pl.col("event_time") >= when)
+    history, batch = (
+        data.filter(pl.col("event_time") < when),
+        data.filter(pl.col("event_time") >= when),
+    )
     offline = compute_features(data).filter(pl.col("trans_num").is_in(batch["trans_num"].implode()))
     online = features_with_history(batch, history)
     assert online.height == batch.height
@@ -80,13 +96,29 @@ def test_parity_check_notices_missing_history(dataset) -> None:
 
 
 def test_labels_and_identifiers_never_become_features(dataset) -> None:
-    forbidden = {"is_fraud", "label_is_fraud", "trans_num", "cc_num", "first", "last", "street",
-                 "merchant", "job", "zip", "unix_time", "current_time"}
+    forbidden = {
+        "is_fraud",
+        "label_is_fraud",
+        "trans_num",
+        "cc_num",
+        "first",
+        "last",
+        "street",
+        "merchant",
+        "job",
+        "zip",
+        "unix_time",
+        "current_time",
+    }
     assert not forbidden & set(FEATURES)
     assert "is_fraud" not in INPUT_COLUMNS
     data = dataset.canonical.head(2000)
     scrambled = data.with_columns(
-        is_fraud=1 - pl.col("is_fraud"), first=pl.lit("X"), merchant=pl.lit("fraud_Y"),
-        job=pl.lit("Z"))
-    assert compute_features(data).select(FEATURES).equals(
-        compute_features(scrambled).select(FEATURES))
+        is_fraud=1 - pl.col("is_fraud"),
+        first=pl.lit("X"),
+        merchant=pl.lit("fraud_Y"),
+        job=pl.lit("Z"),
+    )
+    assert (
+        compute_features(data).select(FEATURES).equals(compute_features(scrambled).select(FEATURES))
+    )

@@ -13,13 +13,17 @@ from fraud_assets.lib.schema import (
 )
 
 # The header and first row of the real fraudTest.csv, as published (see shared/API.md).
-REAL_HEADER = (",trans_date_trans_time,cc_num,merchant,category,amt,first,last,gender,street,city,"
-               "state,zip,lat,long,city_pop,job,dob,trans_num,unix_time,merch_lat,merch_long,"
-               "is_fraud")
-REAL_ROW = ("0,2020-06-21 12:14:25,2291163933867244,fraud_Kirlin and Sons,personal_care,2.86,Jeff,"
-            "Elliott,M,351 Darlene Green,Columbia,SC,29209,33.9659,-80.9355,333497,"
-            "Mechanical engineer,1968-03-19,2da90c7d74bd46a0caf3777415b3ebd3,1371816865,"
-            "33.986391,-81.200714,0")
+REAL_HEADER = (
+    ",trans_date_trans_time,cc_num,merchant,category,amt,first,last,gender,street,city,"
+    "state,zip,lat,long,city_pop,job,dob,trans_num,unix_time,merch_lat,merch_long,"
+    "is_fraud"
+)
+REAL_ROW = (
+    "0,2020-06-21 12:14:25,2291163933867244,fraud_Kirlin and Sons,personal_care,2.86,Jeff,"
+    "Elliott,M,351 Darlene Green,Columbia,SC,29209,33.9659,-80.9355,333497,"
+    "Mechanical engineer,1968-03-19,2da90c7d74bd46a0caf3777415b3ebd3,1371816865,"
+    "33.986391,-81.200714,0"
+)
 
 
 def _csv_text(frame: pl.DataFrame, tmp_path) -> str:  # noqa: ANN001
@@ -69,8 +73,7 @@ def test_generated_fraud_has_the_known_patterns(dataset) -> None:
     assert fraud["hour"].is_in(night).mean() > 0.6 > 0.2 > legit["hour"].is_in(night).mean()
     assert fraud["amt"].mean() > 4 * legit["amt"].mean()
     assert fraud["amt"].max() <= 1400
-    rates = df.group_by("category").agg(pl.col("is_fraud").mean()).sort("is_fraud",
-                                                                        descending=True)
+    rates = df.group_by("category").agg(pl.col("is_fraud").mean()).sort("is_fraud", descending=True)
     assert {"shopping_net", "misc_net", "grocery_pos"} & set(rates["category"].head(4))
     # Bursts: a compromised card sees several frauds, not one.
     per_card = fraud.group_by("cc_num").len()
@@ -91,5 +94,6 @@ def test_generated_fraud_has_the_known_patterns(dataset) -> None:
 )
 def test_validation_names_what_is_wrong(dataset, column, value, reason) -> None:  # noqa: ANN001
     bad = dataset.canonical.head(3).with_columns(
-        pl.lit(value, dtype=TRANSACTION_SCHEMA[column]).alias(column))
+        pl.lit(value, dtype=TRANSACTION_SCHEMA[column]).alias(column)
+    )
     assert validate_transactions(bad).to_list() == [reason] * 3

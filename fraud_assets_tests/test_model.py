@@ -16,8 +16,7 @@ def test_cost_threshold_is_the_cheapest_cut(seed: int, review_cost: float) -> No
     proba = np.clip(rng.normal(0.25 + 0.5 * y, 0.2), 0, 1).round(2)  # ties on purpose
     amt = rng.uniform(1, 500, 400)
     threshold, cost = cost_threshold(y, proba, amt, review_cost)
-    brute = min(decision_cost(y, proba, amt, t, review_cost)
-                for t in [*np.unique(proba), 1.01])
+    brute = min(decision_cost(y, proba, amt, t, review_cost) for t in [*np.unique(proba), 1.01])
     assert cost == pytest.approx(brute)
     assert decision_cost(y, proba, amt, threshold, review_cost) == pytest.approx(cost)
 
@@ -47,10 +46,10 @@ def test_training_refuses_a_window_without_fraud(dataset) -> None:
 @pytest.mark.parametrize(
     ("ap", "auc", "champion_ap", "passes"),
     [
-        (0.80, 0.95, None, True),   # a first model above the bars
+        (0.80, 0.95, None, True),  # a first model above the bars
         (0.20, 0.95, None, False),  # a first model below min AP
         (0.80, 0.70, None, False),  # a first model below min ROC-AUC
-        (0.85, 0.99, 0.80, True),   # better than the champion
+        (0.85, 0.99, 0.80, True),  # better than the champion
         (0.795, 0.99, 0.80, True),  # within tolerance
         (0.70, 0.99, 0.80, False),  # worse than the champion
     ],

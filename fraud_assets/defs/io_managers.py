@@ -56,15 +56,20 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         wh.ensure_table(table, schema, indexes=[PARTITION_COLUMN, "cc_num"])
         update = (context.definition_metadata or {}).get("on_conflict", "update") != "ignore"
         written = wh.upsert(table, obj.select(list(schema)).cast(schema), update=update)
-        context.add_output_metadata({
-            "table": f"{self.warehouse.db_schema}.{table}",
-            "rows_written": written,
-            "table_rows": wh.count(table),
-        })
+        context.add_output_metadata(
+            {
+                "table": f"{self.warehouse.db_schema}.{table}",
+                "rows_written": written,
+                "table_rows": wh.count(table),
+            }
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         table, schema = self._table(context)
         columns = (context.definition_metadata or {}).get("columns")
-        where = ({PARTITION_COLUMN: list(context.asset_partition_keys)}
-                 if context.has_asset_partitions else None)
+        where = (
+            {PARTITION_COLUMN: list(context.asset_partition_keys)}
+            if context.has_asset_partitions
+            else None
+        )
         return self.warehouse.warehouse().read(table, schema, columns=columns, where=where)

@@ -67,8 +67,9 @@ class TransactionsApiResource(dg.ConfigurableResource):
     )
 
     def client(self) -> TransactionsClient:
-        return TransactionsClient(self.base_url, self.timeout_seconds, self.max_attempts,
-                                  self.min_interval_seconds)
+        return TransactionsClient(
+            self.base_url, self.timeout_seconds, self.max_attempts, self.min_interval_seconds
+        )
 
 
 class TrainingSourceResource(dg.ConfigurableResource):

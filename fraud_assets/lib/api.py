@@ -71,8 +71,7 @@ def parse_payload(body: bytes | str) -> pl.DataFrame:
     schema = {c: t for c, t in TRANSACTION_SCHEMA.items() if c in records}
     try:
         frame = pl.DataFrame({c: records[c] for c in schema}, schema=schema, strict=False)
-        lost = [c for c in schema
-                if frame[c].null_count() > sum(v is None for v in records[c])]
+        lost = [c for c in schema if frame[c].null_count() > sum(v is None for v in records[c])]
         if lost:
             raise SchemaError(f"values of the wrong type in {', '.join(lost)}")
         return to_canonical(frame)
@@ -85,10 +84,11 @@ def encode_payload(frame: pl.DataFrame, index: list[int], current_time_ms: list[
     cols = [c for c in API_COLUMNS if c != "current_time"]
     rows = [
         [_api_value(c, row[c]) for c in cols] + [ms]
-        for row, ms in zip(frame.select(cols).iter_rows(named=True), current_time_ms)
+        for row, ms in zip(frame.select(cols).iter_rows(named=True), current_time_ms, strict=False)
     ]
-    inner = json.dumps({"columns": list(API_COLUMNS), "index": index, "data": rows},
-                       separators=(",", ":"))
+    inner = json.dumps(
+        {"columns": list(API_COLUMNS), "index": index, "data": rows}, separators=(",", ":")
+    )
     return json.dumps(inner).encode()
 
 
@@ -121,8 +121,14 @@ class TransactionsClient:
     exponential backoff, and never calls more often than ``min_interval_seconds``.
     """
 
-    def __init__(self, base_url: str, timeout_seconds: float = 30.0, max_attempts: int = 3,
-                 min_interval_seconds: float = 12.0, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout_seconds: float = 30.0,
+        max_attempts: int = 3,
+        min_interval_seconds: float = 12.0,
+        session: requests.Session | None = None,
+    ) -> None:
         self.url = base_url.rstrip("/") + ENDPOINT
         self.timeout = timeout_seconds
         self.max_attempts = max_attempts

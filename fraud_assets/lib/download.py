@@ -19,8 +19,9 @@ def source_name(url: str) -> str:
     return name
 
 
-def fetch_to_file(url: str, dest: Path, s3_client: Callable[[], Any] | None = None,
-                  timeout: float = 60.0) -> int:
+def fetch_to_file(
+    url: str, dest: Path, s3_client: Callable[[], Any] | None = None, timeout: float = 60.0
+) -> int:
     """Copy the source to ``dest`` by streaming; return its size in bytes."""
     parsed = urlparse(url)
     dest.parent.mkdir(parents=True, exist_ok=True)

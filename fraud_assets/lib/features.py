@@ -15,18 +15,38 @@ FEATURE_SET_VERSION = "v1"
 
 #: Columns the feature code reads; everything else (labels, names, ids) never reaches a model.
 INPUT_COLUMNS: tuple[str, ...] = (
-    "trans_num", "event_time", "cc_num", "category", "amt", "gender", "dob",
-    "city_pop", "lat", "long", "merch_lat", "merch_long",
+    "trans_num",
+    "event_time",
+    "cc_num",
+    "category",
+    "amt",
+    "gender",
+    "dob",
+    "city_pop",
+    "lat",
+    "long",
+    "merch_lat",
+    "merch_long",
 )
 
 ROW_FEATURES: tuple[str, ...] = (
-    "amt", "log_amt", "category_code", "hour", "day_of_week", "age_years", "gender_male",
-    "log_city_pop", "distance_km",
+    "amt",
+    "log_amt",
+    "category_code",
+    "hour",
+    "day_of_week",
+    "age_years",
+    "gender_male",
+    "log_city_pop",
+    "distance_km",
 )
 HISTORY_WINDOWS: dict[str, str] = {"1h": "1h", "24h": "24h", "7d": "7d"}
 HISTORY_FEATURES: tuple[str, ...] = (
     *(f"{kind}_{w}" for w in HISTORY_WINDOWS for kind in ("count", "amt_sum")),
-    "amt_vs_card_mean", "secs_since_prev", "is_new_category", "card_tx_number",
+    "amt_vs_card_mean",
+    "secs_since_prev",
+    "is_new_category",
+    "card_tx_number",
 )
 FEATURES: tuple[str, ...] = (*ROW_FEATURES, *HISTORY_FEATURES)
 
@@ -69,26 +89,37 @@ def history_features() -> list[pl.Expr]:
     """
     card = "cc_num"
     exprs: list[pl.Expr] = []
+    one = pl.col("event_time").is_not_null().cast(pl.Float64)
     for name, period in HISTORY_WINDOWS.items():
         # closed="left": the window [t - period, t) leaves out the row itself and its twins.
         exprs.append(
-            pl.col("event_time").is_not_null().cast(pl.Float64).rolling_sum_by("event_time", period, closed="left").over(card)
-            .fill_null(0.0).alias(f"count_{name}")
+            one.rolling_sum_by("event_time", period, closed="left")
+            .over(card)
+            .fill_null(0.0)
+            .alias(f"count_{name}")
         )
         exprs.append(
-            pl.col("amt").rolling_sum_by("event_time", period, closed="left").over(card)
-            .fill_null(0.0).alias(f"amt_sum_{name}")
+            pl.col("amt")
+            .rolling_sum_by("event_time", period, closed="left")
+            .over(card)
+            .fill_null(0.0)
+            .alias(f"amt_sum_{name}")
         )
     prior_n = pl.int_range(pl.len()).over(card)
     prior_sum = (pl.col("amt").cum_sum() - pl.col("amt")).over(card)
     prior_mean = prior_sum / prior_n
     gap = (pl.col("event_time") - pl.col("event_time").shift(1)).over(card).dt.total_milliseconds()
     exprs += [
-        pl.when(prior_n > 0).then(pl.col("amt") / prior_mean.clip(lower_bound=1.0))
-        .otherwise(1.0).alias("amt_vs_card_mean"),
-        (gap / 1000.0).fill_null(NO_PREVIOUS_SECS).clip(upper_bound=NO_PREVIOUS_SECS)
+        pl.when(prior_n > 0)
+        .then(pl.col("amt") / prior_mean.clip(lower_bound=1.0))
+        .otherwise(1.0)
+        .alias("amt_vs_card_mean"),
+        (gap / 1000.0)
+        .fill_null(NO_PREVIOUS_SECS)
+        .clip(upper_bound=NO_PREVIOUS_SECS)
         .alias("secs_since_prev"),
-        (pl.int_range(pl.len()).over([card, "category"]) == 0).cast(pl.Int8)
+        (pl.int_range(pl.len()).over([card, "category"]) == 0)
+        .cast(pl.Int8)
         .alias("is_new_category"),
         prior_n.cast(pl.Int64).alias("card_tx_number"),
     ]

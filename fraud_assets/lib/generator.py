@@ -15,18 +15,93 @@ import polars as pl
 
 from fraud_assets.lib.schema import CATEGORIES, TRAINING_CSV_COLUMNS
 
-_FIRST_F = ["Mary", "Jennifer", "Linda", "Susan", "Karen", "Nancy", "Lisa", "Sandra", "Amanda",
-            "Emily", "Rachel", "Laura", "Kimberly", "Ashley", "Megan", "Julie", "Heather"]
-_FIRST_M = ["James", "John", "Robert", "Michael", "David", "William", "Richard", "Thomas",
-            "Daniel", "Paul", "Mark", "Steven", "Kevin", "Brian", "Jeff", "Scott", "Eric"]
-_LAST = ["Smith", "Johnson", "Brown", "Miller", "Davis", "Wilson", "Moore", "Taylor", "Clark",
-         "Lewis", "Walker", "Hall", "Young", "King", "Wright", "Lopez", "Hill", "Green", "Baker",
-         "Adams", "Nelson", "Carter", "Mitchell", "Roberts", "Turner", "Phillips", "Evans"]
+_FIRST_F = [
+    "Mary",
+    "Jennifer",
+    "Linda",
+    "Susan",
+    "Karen",
+    "Nancy",
+    "Lisa",
+    "Sandra",
+    "Amanda",
+    "Emily",
+    "Rachel",
+    "Laura",
+    "Kimberly",
+    "Ashley",
+    "Megan",
+    "Julie",
+    "Heather",
+]
+_FIRST_M = [
+    "James",
+    "John",
+    "Robert",
+    "Michael",
+    "David",
+    "William",
+    "Richard",
+    "Thomas",
+    "Daniel",
+    "Paul",
+    "Mark",
+    "Steven",
+    "Kevin",
+    "Brian",
+    "Jeff",
+    "Scott",
+    "Eric",
+]
+_LAST = [
+    "Smith",
+    "Johnson",
+    "Brown",
+    "Miller",
+    "Davis",
+    "Wilson",
+    "Moore",
+    "Taylor",
+    "Clark",
+    "Lewis",
+    "Walker",
+    "Hall",
+    "Young",
+    "King",
+    "Wright",
+    "Lopez",
+    "Hill",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Carter",
+    "Mitchell",
+    "Roberts",
+    "Turner",
+    "Phillips",
+    "Evans",
+]
 _STREET_NAMES = ["Oak", "Pine", "Maple", "Cedar", "Elm", "Lake", "Hill", "Park", "Ridge", "Mill"]
 _STREET_KINDS = ["Street", "Avenue", "Road", "Lane", "Drive", "Court", "Way"]
-_JOBS = ["Nurse", "Teacher", "Accountant", "Electrician", "Hospital doctor", "Chemist",
-         "Mechanical engineer", "Retail manager", "Solicitor", "Architect", "Designer",
-         "Pharmacist", "Surveyor", "Librarian", "Programmer, systems", "Police officer"]
+_JOBS = [
+    "Nurse",
+    "Teacher",
+    "Accountant",
+    "Electrician",
+    "Hospital doctor",
+    "Chemist",
+    "Mechanical engineer",
+    "Retail manager",
+    "Solicitor",
+    "Architect",
+    "Designer",
+    "Pharmacist",
+    "Surveyor",
+    "Librarian",
+    "Programmer, systems",
+    "Police officer",
+]
 # (city, state, zip, lat, long, population)
 _CITIES = [
     ("Columbia", "SC", 29209, 33.9659, -80.9355, 333497),
@@ -46,24 +121,45 @@ _CITIES = [
     ("El Paso", "TX", 79901, 31.7619, -106.4850, 678815),
     ("Athens", "GA", 30601, 33.9519, -83.3576, 127315),
 ]
-_CORP = ["{a} and Sons", "{a} Inc", "{a}, {b} and {c}", "{a}-{b}", "{a} LLC", "{a} Group",
-         "{a} Ltd", "{a} PLC", "{a}, {b} and {c}"]
+_CORP = [
+    "{a} and Sons",
+    "{a} Inc",
+    "{a}, {b} and {c}",
+    "{a}-{b}",
+    "{a} LLC",
+    "{a} Group",
+    "{a} Ltd",
+    "{a} PLC",
+    "{a}, {b} and {c}",
+]
 
 # Per-category legitimate spending: (share of purchases, lognormal mean, lognormal sigma).
 _LEGIT = {
-    "gas_transport": (0.10, 4.0, 0.5), "grocery_pos": (0.10, 4.3, 0.5),
-    "home": (0.09, 3.8, 0.9), "shopping_pos": (0.09, 3.7, 1.0), "kids_pets": (0.09, 3.6, 0.9),
-    "shopping_net": (0.08, 3.6, 1.0), "entertainment": (0.07, 3.7, 0.9),
-    "food_dining": (0.07, 3.5, 0.8), "personal_care": (0.07, 3.2, 0.9),
-    "health_fitness": (0.07, 3.6, 0.7), "misc_pos": (0.06, 3.5, 1.0),
-    "misc_net": (0.05, 3.4, 1.0), "grocery_net": (0.04, 3.9, 0.4), "travel": (0.02, 3.4, 1.6),
+    "gas_transport": (0.10, 4.0, 0.5),
+    "grocery_pos": (0.10, 4.3, 0.5),
+    "home": (0.09, 3.8, 0.9),
+    "shopping_pos": (0.09, 3.7, 1.0),
+    "kids_pets": (0.09, 3.6, 0.9),
+    "shopping_net": (0.08, 3.6, 1.0),
+    "entertainment": (0.07, 3.7, 0.9),
+    "food_dining": (0.07, 3.5, 0.8),
+    "personal_care": (0.07, 3.2, 0.9),
+    "health_fitness": (0.07, 3.6, 0.7),
+    "misc_pos": (0.06, 3.5, 1.0),
+    "misc_net": (0.05, 3.4, 1.0),
+    "grocery_net": (0.04, 3.9, 0.4),
+    "travel": (0.02, 3.4, 1.6),
 }
 # Fraud favours a few categories, with typical amount ranges (low, high) in dollars.
 _FRAUD = {
-    "shopping_net": (0.28, 700.0, 1380.0), "misc_net": (0.16, 600.0, 1050.0),
-    "grocery_pos": (0.26, 250.0, 390.0), "shopping_pos": (0.10, 600.0, 1200.0),
-    "gas_transport": (0.08, 5.0, 25.0), "misc_pos": (0.04, 150.0, 400.0),
-    "home": (0.03, 200.0, 350.0), "entertainment": (0.03, 300.0, 600.0),
+    "shopping_net": (0.28, 700.0, 1380.0),
+    "misc_net": (0.16, 600.0, 1050.0),
+    "grocery_pos": (0.26, 250.0, 390.0),
+    "shopping_pos": (0.10, 600.0, 1200.0),
+    "gas_transport": (0.08, 5.0, 25.0),
+    "misc_pos": (0.04, 150.0, 400.0),
+    "home": (0.03, 200.0, 350.0),
+    "entertainment": (0.03, 300.0, 600.0),
     "food_dining": (0.02, 90.0, 130.0),
 }
 # Legitimate hour-of-day profile: low at night, busy through the day.
@@ -111,7 +207,9 @@ def _cards(rng: np.random.Generator, n: int) -> pl.DataFrame:
             "gender": gender,
             "street": [
                 f"{rng.integers(1, 9999)} {s} {k}"
-                for s, k in zip(_choice(rng, _STREET_NAMES, n), _choice(rng, _STREET_KINDS, n))
+                for s, k in zip(
+                    _choice(rng, _STREET_NAMES, n), _choice(rng, _STREET_KINDS, n), strict=False
+                )
             ],
             "city": [c[0] for c in cities],
             "state": [c[1] for c in cities],
@@ -173,7 +271,8 @@ def generate_transactions(config: GeneratorConfig = GeneratorConfig()) -> pl.Dat
     bad_cards = rng.choice(cards.height, n_bad, replace=True)
     burst = rng.integers(3, 13, n_bad)
     f_card = np.repeat(bad_cards, burst)
-    f_day = np.repeat(rng.integers(0, max(n_days - 3, 1), n_bad), burst) + rng.integers(0, 3, f_card.size)
+    burst_day = np.repeat(rng.integers(0, max(n_days - 3, 1), n_bad), burst)
+    f_day = burst_day + rng.integers(0, 3, f_card.size)
     fcats = list(_FRAUD)
     fp = np.array([_FRAUD[c][0] for c in fcats])
     f_cat = np.asarray(fcats, dtype=object)[rng.choice(len(fcats), f_card.size, p=fp / fp.sum())]

@@ -60,15 +60,18 @@ def parse_payloads(payloads: list[tuple[str, bytes]]) -> ParsedBatch:
             rejects.append({"payload_key": key, "reason": str(exc)})
             continue
         reasons = validate_transactions(frame)
-        for tn, why in zip(frame.filter(reasons.is_not_null())["trans_num"],
-                           reasons.drop_nulls()):
+        for tn, why in zip(
+            frame.filter(reasons.is_not_null())["trans_num"], reasons.drop_nulls(), strict=False
+        ):
             rejects.append({"payload_key": key, "reason": why, "trans_num": tn})
-        frames.append(frame.filter(reasons.is_null()).with_columns(
-            batch_hour=pl.lit(hour_of_key(key)),
-            arrived_at=pl.lit(arrived_at_of_key(key), dtype=pl.Datetime("ms")),
-            payload_key=pl.lit(key),
-        ))
-    rows = (pl.concat(frames) if frames else pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA))
+        frames.append(
+            frame.filter(reasons.is_null()).with_columns(
+                batch_hour=pl.lit(hour_of_key(key)),
+                arrived_at=pl.lit(arrived_at_of_key(key), dtype=pl.Datetime("ms")),
+                payload_key=pl.lit(key),
+            )
+        )
+    rows = pl.concat(frames) if frames else pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA)
     rows = rows.select(pl.col(c).cast(t) for c, t in LIVE_TRANSACTIONS_SCHEMA.items())
     unique = rows.unique("trans_num", keep="first", maintain_order=True)
     return ParsedBatch(unique, rejects, rows.height - unique.height)

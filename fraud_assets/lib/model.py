@@ -86,7 +86,10 @@ def build_pipeline(params: TrainParams) -> Pipeline:
         )
     elif params.model == "hgb":
         clf = HistGradientBoostingClassifier(
-            max_iter=300, learning_rate=0.08, max_leaf_nodes=31, l2_regularization=1.0,
+            max_iter=300,
+            learning_rate=0.08,
+            max_leaf_nodes=31,
+            l2_regularization=1.0,
             categorical_features=[FEATURES.index("category_code")],
             random_state=params.random_state,
         )
@@ -95,7 +98,9 @@ def build_pipeline(params: TrainParams) -> Pipeline:
     return Pipeline([("impute", SimpleImputer(strategy="median")), ("model", clf)])
 
 
-def time_split(frame: pl.DataFrame, validation_fraction: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+def time_split(
+    frame: pl.DataFrame, validation_fraction: float
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split by event time: the earliest rows train, the latest ``validation_fraction`` validate."""
     if not 0 < validation_fraction < 1:
         raise ValueError("validation_fraction must be between 0 and 1")
@@ -122,8 +127,9 @@ def cost_threshold(y: np.ndarray, proba: np.ndarray, amt: np.ndarray, review_cos
     return threshold, float(cost[best])
 
 
-def decision_cost(y: np.ndarray, proba: np.ndarray, amt: np.ndarray, threshold: float,
-                  review_cost: float) -> float:
+def decision_cost(
+    y: np.ndarray, proba: np.ndarray, amt: np.ndarray, threshold: float, review_cost: float
+) -> float:
     """Cost of flagging ``proba >= threshold``."""
     flag = proba >= threshold
     return float(np.sum(amt[(y == 1) & ~flag]) + review_cost * np.sum((y == 0) & flag))
@@ -142,7 +148,9 @@ def card_precision_at_k(frame: pl.DataFrame, proba: np.ndarray, k: int) -> float
     return float(daily["is_fraud"].mean() or 0.0)
 
 
-def evaluate(frame: pl.DataFrame, proba: np.ndarray, threshold: float, params: TrainParams) -> Evaluation:
+def evaluate(
+    frame: pl.DataFrame, proba: np.ndarray, threshold: float, params: TrainParams
+) -> Evaluation:
     """Metrics for labelled rows (with ``is_fraud``, ``amt``, ``cc_num``, ``event_time``)."""
     y = frame["is_fraud"].cast(pl.Int8).to_numpy()
     amt = frame["amt"].to_numpy()
@@ -175,9 +183,7 @@ def predict_proba(pipeline: Pipeline, features: pl.DataFrame) -> np.ndarray:
 
 def train(transactions: pl.DataFrame, params: TrainParams = TrainParams()) -> TrainResult:
     """Compute features, split by time, fit, choose the cost threshold on the validation window."""
-    feats = compute_features(transactions).with_columns(
-        is_fraud=transactions["is_fraud"]
-    )
+    feats = compute_features(transactions).with_columns(is_fraud=transactions["is_fraud"])
     train_part, valid_part = time_split(feats, params.validation_fraction)
     if train_part["is_fraud"].sum() == 0 or valid_part["is_fraud"].sum() == 0:
         raise ValueError("both the training and validation windows need at least one fraud")
@@ -192,8 +198,9 @@ def train(transactions: pl.DataFrame, params: TrainParams = TrainParams()) -> Tr
     precision, recall, _ = precision_recall_curve(y, proba)
     model = pipeline.named_steps["model"]
     importances = (
-        dict(zip(FEATURES, map(float, model.feature_importances_)))
-        if hasattr(model, "feature_importances_") else {}
+        dict(zip(FEATURES, map(float, model.feature_importances_), strict=False))
+        if hasattr(model, "feature_importances_")
+        else {}
     )
     return TrainResult(
         pipeline=pipeline,

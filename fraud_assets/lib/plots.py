@@ -21,8 +21,13 @@ def _png(fig) -> bytes:  # noqa: ANN001
 def pr_curve_png(precision: np.ndarray, recall: np.ndarray, ap: float) -> bytes:
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     ax.plot(recall, precision)
-    ax.set(xlabel="recall", ylabel="precision", title=f"Precision-recall (AP {ap:.3f})",
-           xlim=(0, 1), ylim=(0, 1.02))
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        title=f"Precision-recall (AP {ap:.3f})",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     ax.grid(alpha=0.3)
     return _png(fig)
 

@@ -49,9 +49,16 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | Non
     return client.create_experiment(name, artifact_location=artifact_location)
 
 
-def log_and_register(result: TrainResult, example: pl.DataFrame, *, tracking_uri: str,
-                     experiment: str, model_name: str, artifact_location: str | None,
-                     tags: dict[str, str] | None = None) -> RegisteredModel:
+def log_and_register(
+    result: TrainResult,
+    example: pl.DataFrame,
+    *,
+    tracking_uri: str,
+    experiment: str,
+    model_name: str,
+    artifact_location: str | None,
+    tags: dict[str, str] | None = None,
+) -> RegisteredModel:
     """Log params, metrics and the model (with signature and input example) and register it."""
     import mlflow
     import mlflow.sklearn
@@ -66,30 +73,44 @@ def log_and_register(result: TrainResult, example: pl.DataFrame, *, tracking_uri
     signature = infer_signature(x_example, np.zeros(len(x_example)))
     with mlflow.start_run(experiment_id=exp_id, tags=tags) as run:
         mlflow.log_params({f"param_{k}": v for k, v in vars(result.params).items()})
-        mlflow.log_params({"feature_set_version": FEATURE_SET_VERSION,
-                           "train_rows": result.train_rows,
-                           "validation_start": str(result.validation_start)})
+        mlflow.log_params(
+            {
+                "feature_set_version": FEATURE_SET_VERSION,
+                "train_rows": result.train_rows,
+                "validation_start": str(result.validation_start),
+            }
+        )
         mlflow.log_metrics(metrics)
         if result.importances:
             mlflow.log_dict(result.importances, "feature_importances.json")
         info = mlflow.sklearn.log_model(
-            result.pipeline, name="model", signature=signature, input_example=x_example,
-            serialization_format="cloudpickle", registered_model_name=model_name,
+            result.pipeline,
+            name="model",
+            signature=signature,
+            input_example=x_example,
+            serialization_format="cloudpickle",
+            registered_model_name=model_name,
             pip_requirements=["scikit-learn", "numpy", "cloudpickle"],
         )
     version = str(info.registered_model_version)
     client = _client(tracking_uri)
-    for key, value in {"threshold": result.threshold, "feature_set_version": FEATURE_SET_VERSION,
-                       "val_ap": result.validation.ap}.items():
+    for key, value in {
+        "threshold": result.threshold,
+        "feature_set_version": FEATURE_SET_VERSION,
+        "val_ap": result.validation.ap,
+    }.items():
         client.set_model_version_tag(model_name, version, key, str(value))
-    return RegisteredModel(model_name, version, run.info.run_id, result.threshold,
-                           FEATURE_SET_VERSION, metrics)
+    return RegisteredModel(
+        model_name, version, run.info.run_id, result.threshold, FEATURE_SET_VERSION, metrics
+    )
 
 
 def _describe(client, name: str, mv) -> RegisteredModel:  # noqa: ANN001
     run = client.get_run(mv.run_id)
     return RegisteredModel(
-        name=name, version=str(mv.version), run_id=mv.run_id,
+        name=name,
+        version=str(mv.version),
+        run_id=mv.run_id,
         threshold=float(mv.tags.get("threshold", 0.5)),
         feature_set_version=mv.tags.get("feature_set_version", ""),
         metrics=dict(run.data.metrics),

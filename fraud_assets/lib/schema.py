@@ -150,7 +150,7 @@ def to_canonical(df: pl.DataFrame) -> pl.DataFrame:
 def validate_transactions(df: pl.DataFrame) -> pl.Series:
     """Return a per-row reason string (null when the row is valid) for a canonical frame."""
     checks: list[tuple[pl.Expr, str]] = [
-        (pl.col("trans_num").is_null() | (pl.col("trans_num").str.len_chars() == 0), "no trans_num"),
+        (pl.col("trans_num").fill_null("").str.len_chars() == 0, "no trans_num"),
         (~pl.col("cc_num").str.contains(r"^\d{8,19}$").fill_null(False), "cc_num not 8-19 digits"),
         (pl.col("event_time").is_null(), "no event time"),
         (pl.col("amt").is_null() | (pl.col("amt") < 0), "amount missing or negative"),

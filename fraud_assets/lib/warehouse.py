@@ -57,8 +57,9 @@ class Warehouse:
     def _pg(self):  # noqa: ANN202
         import psycopg
 
-        return psycopg.connect(re.sub(r"^postgresql\+\w+://", "postgresql://", self.url),
-                               connect_timeout=10)
+        return psycopg.connect(
+            re.sub(r"^postgresql\+\w+://", "postgresql://", self.url), connect_timeout=10
+        )
 
     def _sqlite(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,32 +77,50 @@ class Warehouse:
         return f'"{table}"'
 
     # -- DDL -------------------------------------------------------------------------------
-    def ensure_table(self, table: str, schema: dict[str, pl.DataType], key: str = "trans_num",
-                     indexes: Sequence[str] = ()) -> None:
+    def ensure_table(
+        self,
+        table: str,
+        schema: dict[str, pl.DataType],
+        key: str = "trans_num",
+        indexes: Sequence[str] = (),
+    ) -> None:
         """Create the table (and its schema and indexes) when missing."""
         cols = [(_check_ident(c), _sql_type(t, self.postgres)) for c, t in schema.items()]
         if self.postgres:
             from psycopg import sql
 
             with self._pg() as conn:
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.Identifier(self.schema)))
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
                 body = sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in cols)
-                conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
-                    self._table(table), body, sql.Identifier(key)))
+                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in cols
+                )
+                conn.execute(
+                    sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+                        self._table(table), body, sql.Identifier(key)
+                    )
+                )
                 for col in indexes:
-                    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-                        sql.Identifier(f"{table}_{col}_idx"), self._table(table),
-                        sql.Identifier(_check_ident(col))))
+                    conn.execute(
+                        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                            sql.Identifier(f"{table}_{col}_idx"),
+                            self._table(table),
+                            sql.Identifier(_check_ident(col)),
+                        )
+                    )
         else:
             with closing(self._sqlite()) as conn, conn:
                 body = ", ".join(f'"{c}" {t}' for c, t in cols)
-                conn.execute(f'CREATE TABLE IF NOT EXISTS {self._table(table)} '
-                             f'({body}, PRIMARY KEY ("{_check_ident(key)}"))')
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._table(table)} "
+                    f'({body}, PRIMARY KEY ("{_check_ident(key)}"))'
+                )
                 for col in indexes:
-                    conn.execute(f'CREATE INDEX IF NOT EXISTS "{table}_{_check_ident(col)}_idx" '
-                                 f'ON {self._table(table)} ("{col}")')
+                    conn.execute(
+                        f'CREATE INDEX IF NOT EXISTS "{table}_{_check_ident(col)}_idx" '
+                        f'ON {self._table(table)} ("{col}")'
+                    )
 
     def table_exists(self, table: str) -> bool:
         if self.postgres:
@@ -109,13 +128,15 @@ class Warehouse:
                 row = conn.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{table}"',))
                 return row.fetchone()[0] is not None
         with closing(self._sqlite()) as conn:
-            cur = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                               (_check_ident(table),))
+            cur = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_check_ident(table),)
+            )
             return cur.fetchone() is not None
 
     # -- writes ----------------------------------------------------------------------------
-    def upsert(self, table: str, frame: pl.DataFrame, key: str = "trans_num",
-               update: bool = True) -> int:
+    def upsert(
+        self, table: str, frame: pl.DataFrame, key: str = "trans_num", update: bool = True
+    ) -> int:
         """Write rows keyed by ``key`` in one transaction.
 
         ``update=True`` replaces existing rows with the same key; ``update=False`` keeps the
@@ -131,31 +152,46 @@ class Warehouse:
             self._sqlite_upsert(table, frame, cols, key, update)
         return frame.height
 
-    def _pg_upsert(self, table: str, frame: pl.DataFrame, cols: list[str], key: str,
-                   update: bool) -> None:
+    def _pg_upsert(
+        self, table: str, frame: pl.DataFrame, cols: list[str], key: str, update: bool
+    ) -> None:
         from psycopg import sql
 
         buf = io.BytesIO()
-        frame.write_csv(buf, include_header=False, null_value="",
-                        datetime_format="%Y-%m-%d %H:%M:%S%.3f")
+        frame.write_csv(
+            buf, include_header=False, null_value="", datetime_format="%Y-%m-%d %H:%M:%S%.3f"
+        )
         ident_cols = sql.SQL(", ").join(map(sql.Identifier, cols))
         conflict = (
-            sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
-                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols if c != key))
-            if update else sql.SQL("DO NOTHING")
+            sql.SQL("DO UPDATE SET {}").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+                    for c in cols
+                    if c != key
+                )
+            )
+            if update
+            else sql.SQL("DO NOTHING")
         )
         with self._pg() as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE TEMP TABLE _incoming (LIKE {} INCLUDING DEFAULTS) "
-                                "ON COMMIT DROP").format(self._table(table)))
-            with cur.copy(sql.SQL("COPY _incoming ({}) FROM STDIN (FORMAT csv)").format(
-                    ident_cols)) as copy:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE _incoming (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
+                ).format(self._table(table))
+            )
+            with cur.copy(
+                sql.SQL("COPY _incoming ({}) FROM STDIN (FORMAT csv)").format(ident_cols)
+            ) as copy:
                 copy.write(buf.getvalue())
-            cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM _incoming ON CONFLICT ({}) {}")
-                        .format(self._table(table), ident_cols, ident_cols,
-                                sql.Identifier(key), conflict))
+            cur.execute(
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM _incoming ON CONFLICT ({}) {}").format(
+                    self._table(table), ident_cols, ident_cols, sql.Identifier(key), conflict
+                )
+            )
 
-    def _sqlite_upsert(self, table: str, frame: pl.DataFrame, cols: list[str], key: str,
-                       update: bool) -> None:
+    def _sqlite_upsert(
+        self, table: str, frame: pl.DataFrame, cols: list[str], key: str, update: bool
+    ) -> None:
         conv = frame.with_columns(
             pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.3f"),
             pl.col(pl.Boolean).cast(pl.Int8),
@@ -164,15 +200,23 @@ class Warehouse:
         marks = ", ".join("?" for _ in cols)
         sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != key)
         conflict = f"DO UPDATE SET {sets}" if update else "DO NOTHING"
-        stmt = (f"INSERT INTO {self._table(table)} ({quoted}) VALUES ({marks}) "
-                f'ON CONFLICT ("{key}") {conflict}')
+        stmt = (
+            f"INSERT INTO {self._table(table)} ({quoted}) VALUES ({marks}) "
+            f'ON CONFLICT ("{key}") {conflict}'
+        )
         with closing(self._sqlite()) as conn, conn:
             conn.executemany(stmt, conv.iter_rows())
 
     # -- reads -----------------------------------------------------------------------------
-    def read(self, table: str, schema: dict[str, pl.DataType], columns: Iterable[str] | None = None,
-             where: dict[str, Sequence[Any]] | None = None, order_by: str | None = None,
-             limit: int | None = None) -> pl.DataFrame:
+    def read(
+        self,
+        table: str,
+        schema: dict[str, pl.DataType],
+        columns: Iterable[str] | None = None,
+        where: dict[str, Sequence[Any]] | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> pl.DataFrame:
         """Select ``columns`` (all of ``schema`` by default) where each ``where`` column is in
         its list of values. Returns a frame cast to ``schema``; empty if the table is missing."""
         cols = [_check_ident(c) for c in (columns or schema)]
@@ -184,23 +228,28 @@ class Warehouse:
             rows = self._pg_select(table, cols, where, order_by, limit)
         else:
             rows = self._sqlite_select(table, cols, where, order_by, limit)
-        raw_schema = {c: (pl.String if isinstance(t, pl.Datetime) and not self.postgres else t)
-                      for c, t in out_schema.items()}
+        raw_schema = {
+            c: (pl.String if isinstance(t, pl.Datetime) and not self.postgres else t)
+            for c, t in out_schema.items()
+        }
         frame = pl.DataFrame(rows, schema=raw_schema, orient="row", strict=False)
         return frame.with_columns(
             pl.col(c).str.to_datetime(time_unit="ms") if not self.postgres else pl.col(c)
-            for c, t in out_schema.items() if isinstance(t, pl.Datetime)
+            for c, t in out_schema.items()
+            if isinstance(t, pl.Datetime)
         ).cast(out_schema)
 
     def _pg_select(self, table, cols, where, order_by, limit):  # noqa: ANN001, ANN202
         from psycopg import sql
 
         query = sql.SQL("SELECT {} FROM {}").format(
-            sql.SQL(", ").join(map(sql.Identifier, cols)), self._table(table))
+            sql.SQL(", ").join(map(sql.Identifier, cols)), self._table(table)
+        )
         params: list[Any] = []
         if where:
             query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(
-                sql.SQL("{} = ANY(%s)").format(sql.Identifier(_check_ident(c))) for c in where)
+                sql.SQL("{} = ANY(%s)").format(sql.Identifier(_check_ident(c))) for c in where
+            )
             params = [list(v) for v in where.values()]
         if order_by:
             query += sql.SQL(" ORDER BY {} DESC").format(sql.Identifier(_check_ident(order_by)))

@@ -21,20 +21,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--rows-per-call", type=int, default=1)
-    parser.add_argument("--mode", choices=["replay", "random"], default="replay",
-                        help="replay rows in event-time order, or draw at random like the real API")
-    parser.add_argument("--rate-limit-per-minute", type=int, default=0,
-                        help="answer 429 above this many calls a minute (0: no limit)")
-    parser.add_argument("--fault-rate", type=float, default=0.0,
-                        help="share of calls that get an injected fault")
-    parser.add_argument("--faults", default=",".join(FAULTS),
-                        help=f"comma-separated faults to draw from: {','.join(FAULTS)}")
+    parser.add_argument(
+        "--mode",
+        choices=["replay", "random"],
+        default="replay",
+        help="replay rows in event-time order, or draw at random like the real API",
+    )
+    parser.add_argument(
+        "--rate-limit-per-minute",
+        type=int,
+        default=0,
+        help="answer 429 above this many calls a minute (0: no limit)",
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="share of calls that get an injected fault"
+    )
+    parser.add_argument(
+        "--faults",
+        default=",".join(FAULTS),
+        help=f"comma-separated faults to draw from: {','.join(FAULTS)}",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     config = StandinConfig(
-        data=args.data, files_dir=args.files_dir, rows_per_call=args.rows_per_call,
-        mode=args.mode, rate_limit_per_minute=args.rate_limit_per_minute,
-        fault_rate=args.fault_rate, faults=tuple(args.faults.split(",")), seed=args.seed,
+        data=args.data,
+        files_dir=args.files_dir,
+        rows_per_call=args.rows_per_call,
+        mode=args.mode,
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        fault_rate=args.fault_rate,
+        faults=tuple(args.faults.split(",")),
+        seed=args.seed,
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
 

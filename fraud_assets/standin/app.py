@@ -52,8 +52,9 @@ def load_replay_frame(path: Path) -> tuple[pl.DataFrame, dt.timedelta]:
     last day to this week (so hour of day and weekday stay as generated)."""
     raw = pl.read_csv(path, schema_overrides=TRAINING_CSV_DTYPES, infer_schema_length=0)
     frame = raw.with_columns(
-        event_time=pl.col("trans_date_trans_time").str.to_datetime("%Y-%m-%d %H:%M:%S",
-                                                                   time_unit="ms")
+        event_time=pl.col("trans_date_trans_time").str.to_datetime(
+            "%Y-%m-%d %H:%M:%S", time_unit="ms"
+        )
     ).sort("event_time", "")
     last = frame["event_time"].max()
     weeks = (dt.datetime.now() - last).days // 7
@@ -79,8 +80,9 @@ def create_app(config: StandinConfig) -> FastAPI:
             state.cursor += n
             rows = state.frame[idx]
             shifted = rows["event_time"] + state.offset
-            return rows, [int(t.timestamp() * 1000) for t in
-                          shifted.dt.replace_time_zone("UTC").to_list()]
+            return rows, [
+                int(t.timestamp() * 1000) for t in shifted.dt.replace_time_zone("UTC").to_list()
+            ]
 
     def pick_fault() -> str | None:
         with state.lock:
@@ -106,15 +108,18 @@ def create_app(config: StandinConfig) -> FastAPI:
     async def current_transactions() -> Response:
         fault = pick_fault()
         if fault == "429" or rate_limited():
-            return PlainTextResponse("Too Many Requests", status_code=429,
-                                     headers={"Retry-After": "2"})
+            return PlainTextResponse(
+                "Too Many Requests", status_code=429, headers={"Retry-After": "2"}
+            )
         if fault == "5xx":
             return PlainTextResponse("upstream exploded", status_code=503)
         if fault == "timeout":
             await asyncio.sleep(config.timeout_seconds)
         if fault == "html":
-            return Response("<!DOCTYPE html><html><body><h1>Space is sleeping</h1></body></html>",
-                            media_type="text/html")
+            return Response(
+                "<!DOCTYPE html><html><body><h1>Space is sleeping</h1></body></html>",
+                media_type="text/html",
+            )
         rows, times = next_rows()
         if fault == "wrong_columns":
             rows = rows.rename({"amt": "amount"})
@@ -163,6 +168,11 @@ def _encode(rows: pl.DataFrame, times: list[int], wrong: bool) -> bytes:
         return encode_payload(rows, rows[""].to_list(), times)
     import json
 
-    inner = json.dumps({"columns": rows.columns, "index": rows[""].to_list(),
-                        "data": [list(map(str, r)) for r in rows.iter_rows()]})
+    inner = json.dumps(
+        {
+            "columns": rows.columns,
+            "index": rows[""].to_list(),
+            "data": [list(map(str, r)) for r in rows.iter_rows()],
+        }
+    )
     return json.dumps(inner).encode()

@@ -26,8 +26,13 @@ from fraud_assets.lib.scoring import score_batch
     partitions_def=hourly_partitions,
     io_manager_key="warehouse_io_manager",
     metadata={"on_conflict": "ignore"},
-    check_specs=[dg.AssetCheckSpec("no_quarantined_payloads", asset="live_transactions",
-                                   description="Every landed payload parsed and validated.")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_quarantined_payloads",
+            asset="live_transactions",
+            description="Every landed payload parsed and validated.",
+        )
+    ],
     pool="warehouse",
 )
 def live_transactions(
@@ -42,8 +47,11 @@ def live_transactions(
     store = object_store.store()
     hour = context.partition_key
     loaded = warehouse.warehouse().read(
-        "live_transactions", LIVE_TRANSACTIONS_SCHEMA, columns=["payload_key"],
-        where={"batch_hour": [hour]})["payload_key"]
+        "live_transactions",
+        LIVE_TRANSACTIONS_SCHEMA,
+        columns=["payload_key"],
+        where={"batch_hour": [hour]},
+    )["payload_key"]
     keys = sorted(set(store.list(f"{LANDING_PREFIX}/{hour}/")) - set(loaded.to_list()))
     parsed = parse_payloads([(k, store.get_bytes(k)) for k in keys])
     for reject in parsed.rejects:
@@ -53,14 +61,17 @@ def live_transactions(
     if parsed.rejects:
         context.log.warning(f"{len(parsed.rejects)} payloads/rows quarantined: {reasons}"[:800])
     rows = parsed.rows
-    yield dg.Output(rows, metadata={
-        "dagster/row_count": rows.height,
-        "dagster/column_schema": column_schema(rows),
-        "payloads_read": len(keys),
-        "payloads_already_loaded": loaded.n_unique(),
-        "quarantined": len(parsed.rejects),
-        "duplicates_in_batch": parsed.duplicates,
-    })
+    yield dg.Output(
+        rows,
+        metadata={
+            "dagster/row_count": rows.height,
+            "dagster/column_schema": column_schema(rows),
+            "payloads_read": len(keys),
+            "payloads_already_loaded": loaded.n_unique(),
+            "quarantined": len(parsed.rejects),
+            "duplicates_in_batch": parsed.duplicates,
+        },
+    )
     yield dg.AssetCheckResult(
         check_name="no_quarantined_payloads",
         passed=not parsed.rejects,
@@ -94,32 +105,53 @@ def scored_transactions(
     re-scores them, so re-scoring is an ordinary backfill. Per-card history features read the
     card's earlier training and live transactions through the shared feature code."""
     try:
-        pipeline, champ = registry.load_champion(mlflow_registry.tracking_uri,
-                                                 mlflow_registry.model_name)
+        pipeline, champ = registry.load_champion(
+            mlflow_registry.tracking_uri, mlflow_registry.model_name
+        )
     except registry.NoChampionError as exc:
-        raise dg.Failure(str(exc)) from exc
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     wh = warehouse.warehouse()
-    done = wh.read("scored_transactions", SCORED_TRANSACTIONS_SCHEMA,
-                   columns=["trans_num", "model_version"],
-                   where={"batch_hour": [context.partition_key]})
+    done = wh.read(
+        "scored_transactions",
+        SCORED_TRANSACTIONS_SCHEMA,
+        columns=["trans_num", "model_version"],
+        where={"batch_hour": [context.partition_key]},
+    )
     done_now = done.filter(pl.col("model_version") == champ.version)["trans_num"]
     todo = live_transactions.filter(~pl.col("trans_num").is_in(done_now.implode()))
     cards = todo["cc_num"].unique().to_list()
-    history = pl.concat([
-        raw_training_data.filter(pl.col("cc_num").is_in(cards)).select(INPUT_COLUMNS),
-        wh.read("live_transactions", LIVE_TRANSACTIONS_SCHEMA, columns=list(INPUT_COLUMNS),
-                where={"cc_num": cards}) if cards else raw_training_data.clear().select(INPUT_COLUMNS),
-    ], how="vertical_relaxed")
-    scored = score_batch(todo, history, pipeline, model_name=champ.name,
-                         model_version=champ.version, threshold=champ.threshold,
-                         batch_hour=context.partition_key)
+    earlier_live = wh.read(
+        "live_transactions",
+        LIVE_TRANSACTIONS_SCHEMA,
+        columns=list(INPUT_COLUMNS),
+        where={"cc_num": cards},
+    )
+    history = pl.concat(
+        [
+            raw_training_data.filter(pl.col("cc_num").is_in(cards)).select(INPUT_COLUMNS),
+            earlier_live,
+        ],
+        how="vertical_relaxed",
+    )
+    scored = score_batch(
+        todo,
+        history,
+        pipeline,
+        model_name=champ.name,
+        model_version=champ.version,
+        threshold=champ.threshold,
+        batch_hour=context.partition_key,
+    )
     flagged = int(scored["is_flagged"].sum()) if scored.height else 0
-    return dg.Output(scored, metadata={
-        "dagster/row_count": scored.height,
-        "already_scored": done_now.len(),
-        "flagged": flagged,
-        "amount_flagged": float(scored.filter("is_flagged")["amt"].sum()) if flagged else 0.0,
-        "model_version": champ.version,
-        "threshold": champ.threshold,
-        "history_rows": history.height,
-    })
+    return dg.Output(
+        scored,
+        metadata={
+            "dagster/row_count": scored.height,
+            "already_scored": done_now.len(),
+            "flagged": flagged,
+            "amount_flagged": float(scored.filter("is_flagged")["amt"].sum()) if flagged else 0.0,
+            "model_version": champ.version,
+            "threshold": champ.threshold,
+            "history_rows": history.height,
+        },
+    )

@@ -58,19 +58,21 @@ def raw_training_data(
         context.log.warning(f"dropping {bad} invalid rows: {reasons.drop_nulls().value_counts()}")
         frame = frame.filter(reasons.is_null())
     frame = frame.sort("event_time", "trans_num")
-    context.add_output_metadata({
-        "dagster/row_count": frame.height,
-        "dagster/column_schema": column_schema(frame),
-        "source": url.split("?")[0],
-        "raw_copy": dg.MetadataValue.path(store.uri(raw_key)),
-        "raw_bytes": size,
-        "frauds": int(frame["is_fraud"].sum()),
-        "fraud_rate": round(float(frame["is_fraud"].mean()), 5),
-        "cards": frame["cc_num"].n_unique(),
-        "invalid_rows_dropped": bad,
-        "first_event": str(frame["event_time"].min()),
-        "last_event": str(frame["event_time"].max()),
-    })
+    context.add_output_metadata(
+        {
+            "dagster/row_count": frame.height,
+            "dagster/column_schema": column_schema(frame),
+            "source": url.split("?")[0],
+            "raw_copy": dg.MetadataValue.path(store.uri(raw_key)),
+            "raw_bytes": size,
+            "frauds": int(frame["is_fraud"].sum()),
+            "fraud_rate": round(float(frame["is_fraud"].mean()), 5),
+            "cards": frame["cc_num"].n_unique(),
+            "invalid_rows_dropped": bad,
+            "first_event": str(frame["event_time"].min()),
+            "last_event": str(frame["event_time"].max()),
+        }
+    )
     return frame
 
 
@@ -96,33 +98,50 @@ class RfModelConfig(dg.Config):
 
     def params(self) -> TrainParams:
         return TrainParams(
-            model="rf", n_estimators=self.n_estimators, max_depth=self.max_depth,
-            min_samples_leaf=self.min_samples_leaf, max_features=self.max_features,
-            max_samples=self.max_samples, class_weight=self.class_weight,
-            validation_fraction=self.validation_fraction, review_cost=self.review_cost,
-            cards_per_day_k=self.cards_per_day_k, n_jobs=self.n_jobs,
+            model="rf",
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            max_samples=self.max_samples,
+            class_weight=self.class_weight,
+            validation_fraction=self.validation_fraction,
+            review_cost=self.review_cost,
+            cards_per_day_k=self.cards_per_day_k,
+            n_jobs=self.n_jobs,
             random_state=self.random_state,
         )
 
 
-def gate(candidate_ap: float, candidate_auc: float, champion_ap: float | None,
-         config: RfModelConfig) -> tuple[bool, str]:
+def gate(
+    candidate_ap: float, candidate_auc: float, champion_ap: float | None, config: RfModelConfig
+) -> tuple[bool, str]:
     """Whether a candidate may become champion, and why."""
     if champion_ap is None:
         ok = candidate_ap >= config.min_ap and candidate_auc >= config.min_roc_auc
-        return ok, (f"first model: AP {candidate_ap:.4f} (min {config.min_ap}), "
-                    f"ROC-AUC {candidate_auc:.4f} (min {config.min_roc_auc})")
+        return ok, (
+            f"first model: AP {candidate_ap:.4f} (min {config.min_ap}), "
+            f"ROC-AUC {candidate_auc:.4f} (min {config.min_roc_auc})"
+        )
     ok = candidate_ap >= champion_ap - config.ap_tolerance
-    return ok, (f"candidate AP {candidate_ap:.4f} vs champion AP {champion_ap:.4f} on the same "
-                f"validation window (tolerance {config.ap_tolerance})")
+    return ok, (
+        f"candidate AP {candidate_ap:.4f} vs champion AP {champion_ap:.4f} on the same "
+        f"validation window (tolerance {config.ap_tolerance})"
+    )
 
 
 @dg.asset(
     group_name="training",
     kinds={"sklearn", "mlflow"},
-    check_specs=[dg.AssetCheckSpec("beats_champion", asset="rf_model", blocking=True,
-                                   description="Candidate AP at least the champion's "
-                                   "(or the minimum bars, for a first model).")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "beats_champion",
+            asset="rf_model",
+            blocking=True,
+            description="Candidate AP at least the champion's "
+            "(or the minimum bars, for a first model).",
+        )
+    ],
 )
 def rf_model(
     context: dg.AssetExecutionContext,
@@ -137,8 +156,11 @@ def rf_model(
     result = train(raw_training_data, params)
     valid = result.validation_features
     reg = registry.log_and_register(
-        result, valid.head(5), tracking_uri=mlflow_registry.tracking_uri,
-        experiment=mlflow_registry.experiment, model_name=mlflow_registry.model_name,
+        result,
+        valid.head(5),
+        tracking_uri=mlflow_registry.tracking_uri,
+        experiment=mlflow_registry.experiment,
+        model_name=mlflow_registry.model_name,
         artifact_location=mlflow_registry.artifact_location,
         tags={"dagster_run_id": context.run.run_id},
     )
@@ -147,8 +169,7 @@ def rf_model(
     if champion is not None:
         from sklearn.metrics import average_precision_score
 
-        pipe = registry.load_pipeline(mlflow_registry.tracking_uri, champion.name,
-                                      champion.version)
+        pipe = registry.load_pipeline(mlflow_registry.tracking_uri, champion.name, champion.version)
         champion_ap = float(average_precision_score(valid["is_fraud"], predict_proba(pipe, valid)))
     v = result.validation
     passed, why = gate(v.ap, v.roc_auc, champion_ap, config)
@@ -158,11 +179,19 @@ def rf_model(
         "model_version": reg.version,
         "mlflow_run_id": reg.run_id,
         "mlflow_tracking": mlflow_registry.describe(),
-        "ap": v.ap, "roc_auc": v.roc_auc, "precision": v.precision, "recall": v.recall,
-        "f1": v.f1, "threshold": v.threshold, "cost_at_threshold": v.cost,
-        "cost_at_0_5": v.cost_at_half, "card_precision_at_k": v.card_precision_at_k,
-        "validation_rows": v.rows, "validation_frauds": v.frauds,
-        "train_rows": result.train_rows, "fit_seconds": round(result.fit_seconds, 2),
+        "ap": v.ap,
+        "roc_auc": v.roc_auc,
+        "precision": v.precision,
+        "recall": v.recall,
+        "f1": v.f1,
+        "threshold": v.threshold,
+        "cost_at_threshold": v.cost,
+        "cost_at_0_5": v.cost_at_half,
+        "card_precision_at_k": v.card_precision_at_k,
+        "validation_rows": v.rows,
+        "validation_frauds": v.frauds,
+        "train_rows": result.train_rows,
+        "fit_seconds": round(result.fit_seconds, 2),
         "validation_start": str(result.validation_start),
         "pr_curve": _md_image(pr_curve_png(*result.pr_curve, v.ap), "PR curve"),
         "feature_importance": _md_image(importances_png(result.importances), "importances"),
@@ -170,23 +199,28 @@ def rf_model(
     if champion is not None:
         metadata["champion_version"] = champion.version
         metadata["champion_ap_same_window"] = champion_ap
-    exp = registry.ensure_experiment(mlflow_registry.tracking_uri, mlflow_registry.experiment,
-                                     mlflow_registry.artifact_location)
+    exp = registry.ensure_experiment(
+        mlflow_registry.tracking_uri, mlflow_registry.experiment, mlflow_registry.artifact_location
+    )
     url = mlflow_registry.run_url(exp, reg.run_id)
     if url:
         metadata["mlflow_run"] = dg.MetadataValue.url(url)
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[dg.AssetCheckResult(
-            check_name="beats_champion", passed=passed,
-            metadata={"reason": why, "candidate_version": reg.version},
-        )],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="beats_champion",
+                passed=passed,
+                metadata={"reason": why, "candidate_version": reg.version},
+            )
+        ],
     )
 
 
 @dg.asset(group_name="training", kinds={"mlflow"}, deps=[rf_model])
-def champion_model(context: dg.AssetExecutionContext,
-                   mlflow_registry: MlflowResource) -> dg.MaterializeResult:
+def champion_model(
+    context: dg.AssetExecutionContext, mlflow_registry: MlflowResource
+) -> dg.MaterializeResult:
     """The registry's ``champion`` alias, moved to the newest model version that passed the
     gate. Scoring always loads ``models:/<name>@champion``."""
     uri, name = mlflow_registry.tracking_uri, mlflow_registry.model_name
@@ -197,8 +231,12 @@ def champion_model(context: dg.AssetExecutionContext,
     previous = registry.get_champion(uri, name)
     registry.promote(uri, name, version)
     champ = registry.get_version(uri, name, version)
-    return dg.MaterializeResult(metadata={
-        "model_name": name, "champion_version": version,
-        "previous_champion": previous.version if previous else "none",
-        "threshold": champ.threshold, "feature_set_version": champ.feature_set_version,
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": name,
+            "champion_version": version,
+            "previous_champion": previous.version if previous else "none",
+            "threshold": champ.threshold,
+            "feature_set_version": champ.feature_set_version,
+        }
+    )

@@ -8,8 +8,12 @@ from fraud_assets.defs.jobs import training_job
 from fraud_assets.defs.resources import MlflowResource
 from fraud_assets.lib import registry
 
-ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-          dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 #: A failed bootstrap is retried once per this many seconds, not on every tick.
 RETRY_SECONDS = 600
 
@@ -26,16 +30,20 @@ def training_bootstrap_sensor(
     if registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name):
         return dg.SkipReason("a champion model exists")
     active = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=training_job.name, statuses=ACTIVE), limit=1)
+        filters=dg.RunsFilter(job_name=training_job.name, statuses=ACTIVE), limit=1
+    )
     if active:
         return dg.SkipReason(f"training run {active[0].run_id} is in progress")
-    return dg.RunRequest(run_key=f"bootstrap-{int(time.time() // RETRY_SECONDS)}",
-                         tags={"fraud/reason": "no champion model"})
+    return dg.RunRequest(
+        run_key=f"bootstrap-{int(time.time() // RETRY_SECONDS)}",
+        tags={"fraud/reason": "no champion model"},
+    )
 
 
-@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Reports every failed run in the logs of its tick.")
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reports every failed run in the logs of its tick.",
+)
 def run_failure_reporter(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
-    context.log.error(f"run {run.run_id} of {run.job_name} failed: "
-                      f"{context.failure_event.message}")
+    context.log.error(f"run {run.run_id} of {run.job_name} failed: {context.failure_event.message}")

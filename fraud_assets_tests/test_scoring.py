@@ -1,0 +1,169 @@
+"""The live path: the sensor lands payloads and plans runs; runs score every row exactly once."""
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+import requests
+
+from fraud_assets.definitions import defs
+from fraud_assets.defs.scoring.sensors import transactions_sensor
+from fraud_assets.lib import registry
+from fraud_assets.lib.landing import LANDING_PREFIX, QUARANTINE_PREFIX
+from fraud_assets.lib.schema import (
+    LIVE_TRANSACTIONS_SCHEMA,
+    SCORED_TRANSACTIONS_SCHEMA,
+    empty_transactions,
+)
+from fraud_assets.lib.scoring import score_batch
+from fraud_assets_tests.conftest import Platform, make_platform
+
+pytestmark = pytest.mark.integration
+ASSETS = [
+    defs.get_assets_def(k)
+    for k in ("raw_training_data", "live_transactions", "scored_transactions")
+]
+
+
+def tick(platform: Platform, cursor: str | None = None):  # noqa: ANN201
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), cursor=cursor, resources=platform.resources
+    ) as context:
+        return transactions_sensor(context)
+
+
+def run(platform: Platform, request: dg.RunRequest, **kwargs) -> dg.ExecuteInProcessResult:  # noqa: ANN003
+    return dg.materialize(
+        ASSETS,
+        selection=["live_transactions", "scored_transactions"],
+        partition_key=request.partition_key,
+        resources=platform.resources,
+        **kwargs,
+    )
+
+
+def tables(platform: Platform) -> tuple[pl.DataFrame, pl.DataFrame]:
+    wh = platform.resources["warehouse"].warehouse()
+    return (
+        wh.read("live_transactions", LIVE_TRANSACTIONS_SCHEMA),
+        wh.read("scored_transactions", SCORED_TRANSACTIONS_SCHEMA),
+    )
+
+
+def landed_trans_nums(platform: Platform) -> set[str]:
+    store = platform.resources["object_store"].store()
+    out: set[str] = set()
+    for key in store.list(LANDING_PREFIX):
+        inner = json.loads(json.loads(store.get_bytes(key)))
+        col = inner["columns"].index("trans_num")
+        out |= {row[col] for row in inner["data"]}
+    return out
+
+
+def test_sensor_lands_payloads_before_it_plans_a_run(trained) -> None:
+    result = tick(trained)
+    assert isinstance(result, dg.SensorResult)
+    [request] = result.run_requests
+    store = trained.resources["object_store"].store()
+    keys = list(store.list(f"{LANDING_PREFIX}/{request.partition_key}/"))
+    assert keys and result.cursor == max(keys)
+    assert request.run_key == f"{request.partition_key}/{keys[-1].rsplit('/', 1)[-1]}"
+
+
+def test_scoring_run_scores_every_landed_row_once_and_reruns_change_nothing(trained) -> None:
+    request = tick(trained).run_requests[0]
+    assert run(trained, request).success
+    live, scored = tables(trained)
+    landed = landed_trans_nums(trained)
+    assert set(live["trans_num"]) == landed == set(scored["trans_num"])
+    first = scored.sort("trans_num")
+
+    assert run(trained, request).success  # a retried run or a backfill of the same partition
+    live2, scored2 = tables(trained)
+    assert live2.height == live.height and scored2.height == scored.height
+    assert (
+        scored2.sort("trans_num")
+        .select("fraud_probability")
+        .equals(first.select("fraud_probability"))
+    )
+
+
+def test_scored_rows_carry_the_decision_and_its_provenance(trained, dataset) -> None:
+    request = tick(trained).run_requests[0]
+    assert run(trained, request).success
+    _, scored = tables(trained)
+    champ = registry.get_champion(trained.resources["mlflow_registry"].tracking_uri, "fraud_rf")
+    assert set(scored["model_version"]) <= {champ.version}
+    assert (scored["is_flagged"] == (scored["fraud_probability"] >= scored["threshold"])).all()
+    assert set(scored["feature_set_version"]) == {"v1"}
+    assert scored["scored_at"].null_count() == 0
+    labels = dataset.canonical.select("trans_num", truth="is_fraud")
+    joined = scored.join(labels, on="trans_num")
+    assert joined.height == scored.height
+    assert (joined["label_is_fraud"] == joined["truth"]).all()  # delayed label kept as is
+
+
+def test_a_repeated_tick_never_duplicates_a_row(trained) -> None:
+    first = tick(trained)
+    again = tick(trained, cursor=None)  # the same tick evaluated twice: its cursor was lost
+    for request in [*first.run_requests, *again.run_requests]:
+        assert run(trained, request).success
+    live, scored = tables(trained)
+    assert live["trans_num"].is_unique().all() and scored["trans_num"].is_unique().all()
+    assert set(scored["trans_num"]) == landed_trans_nums(trained)
+
+
+def test_bad_payloads_go_to_quarantine_and_never_become_rows(trained, standin_url) -> None:
+    requests.post(f"{standin_url}/_control/faults", params={"kinds": "html"}, timeout=5)
+    request = tick(trained).run_requests[0]
+    requests.post(f"{standin_url}/_control/faults", params={"kinds": "wrong_columns"}, timeout=5)
+    tick(trained)
+    result = run(trained, request)
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    store = trained.resources["object_store"].store()
+    reasons = [json.loads(store.get_bytes(k))["reason"] for k in store.list(QUARANTINE_PREFIX)]
+    assert any("not JSON" in r for r in reasons) and any("lacks columns" in r for r in reasons)
+    live, _ = tables(trained)
+    assert live.filter(pl.col("amt").is_null() | pl.col("trans_num").is_null()).height == 0
+
+
+def test_sensor_survives_an_api_that_is_down(tmp_path, standin_url) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        platform = make_platform(mp, tmp_path, "http://127.0.0.1:9")
+        result = tick(platform)
+    assert isinstance(result, dg.SkipReason)
+
+
+def test_scoring_without_a_champion_fails_with_a_clear_message(tmp_path, standin_url) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        platform = make_platform(mp, tmp_path, standin_url)
+        store = platform.resources["object_store"].store()
+        store.put_parquet("assets/raw_training_data.parquet", empty_transactions())
+        assert isinstance(tick(platform), dg.SkipReason)  # lands, but waits for a champion
+        assert list(store.list(LANDING_PREFIX))
+        hour = next(iter(store.list(LANDING_PREFIX))).split("/")[-2]
+        result = run(platform, dg.RunRequest(partition_key=hour), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "has no 'fraud_rf@champion'" in failure.event_specific_data.error.message
+
+
+def test_the_label_is_never_a_model_input(trained, dataset) -> None:
+    pipeline, champ = registry.load_champion(
+        trained.resources["mlflow_registry"].tracking_uri, "fraud_rf"
+    )
+    batch = dataset.canonical.tail(300)
+    history = dataset.canonical.head(dataset.canonical.height - 300)
+    kwargs = {"model_name": "fraud_rf", "model_version": champ.version, "threshold": 0.5}
+    honest = score_batch(batch, history, pipeline, **kwargs)
+    flipped = score_batch(
+        batch.with_columns(is_fraud=1 - pl.col("is_fraud")),
+        history.with_columns(is_fraud=1 - pl.col("is_fraud")),
+        pipeline,
+        **kwargs,
+    )
+    assert honest["fraud_probability"].equals(flipped["fraud_probability"])
+    assert not honest["label_is_fraud"].equals(flipped["label_is_fraud"])
