@@ -23,8 +23,10 @@ install: $(STAMP) ## Build .venv from requirements.lock
 run: $(STAMP) ## Run the whole local platform (Dagster, API stand-in, Gradio app)
 	$(BIN)/python -m fraud_assets.platform
 
-test: $(STAMP) ## Run the full test suite (ruff, then pytest)
+test: $(STAMP) ## Run the full test suite (ruff, workflow/compose schemas, then pytest)
 	$(BIN)/ruff check .
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff check and format check

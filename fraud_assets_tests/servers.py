@@ -176,7 +176,9 @@ def mlflow_server(backend_url: str, artifacts: str, env: dict[str, str]) -> Iter
         "MLFLOW_PORT": str(port),
         "MLFLOW_WORKERS": "1",
     }
-    log = tempfile.NamedTemporaryFile(prefix="mlflow-server-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the server writes to it while it runs
+        prefix="mlflow-server-", suffix=".log", delete=False
+    )
     proc = subprocess.Popen(
         ["bash", str(script)],
         env=proc_env,

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fraud_assets.defs.scoring.sensors import transactions_sensor
 from fraud_assets.definitions import defs
+from fraud_assets.defs.scoring.sensors import transactions_sensor
 from fraud_assets.lib import registry
 from fraud_assets_tests.conftest import TRAIN_CONFIG, make_platform
 from fraud_assets_tests.servers import fresh_database, mlflow_server, moto_s3

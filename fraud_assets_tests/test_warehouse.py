@@ -93,3 +93,17 @@ def test_reading_a_missing_table_gives_an_empty_frame(warehouse: Warehouse) -> N
 def test_unsafe_identifiers_are_refused(warehouse: Warehouse, name: str) -> None:
     with pytest.raises(ValueError, match="identifier"):
         warehouse.upsert(name, _rows(1))
+
+
+def test_a_write_that_fails_midway_changes_nothing(warehouse: Warehouse) -> None:
+    warehouse.upsert("scored_transactions", _rows(10))
+    bad = pl.concat(
+        [
+            _rows(20, version="2"),
+            _rows(1).with_columns(trans_num=pl.lit(None, dtype=pl.String)),
+        ]
+    )
+    with pytest.raises(Exception, match="(?i)null"):
+        warehouse.upsert("scored_transactions", bad)
+    read = warehouse.read("scored_transactions", SCORED_TRANSACTIONS_SCHEMA)
+    assert read.height == 10 and set(read["model_version"]) == {"1"}

@@ -94,7 +94,10 @@ class Warehouse:
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
                 )
                 body = sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in cols
+                    sql.SQL("{} {}{}").format(
+                        sql.Identifier(c), sql.SQL(t), sql.SQL(" NOT NULL" if c == key else "")
+                    )
+                    for c, t in cols
                 )
                 conn.execute(
                     sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
@@ -111,7 +114,7 @@ class Warehouse:
                     )
         else:
             with closing(self._sqlite()) as conn, conn:
-                body = ", ".join(f'"{c}" {t}' for c, t in cols)
+                body = ", ".join(f'"{c}" {t}' + (" NOT NULL" if c == key else "") for c, t in cols)
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._table(table)} "
                     f'({body}, PRIMARY KEY ("{_check_ident(key)}"))'
