@@ -128,3 +128,20 @@ def test_client_keeps_to_its_call_rate() -> None:
         with pytest.raises(ApiUnavailable):
             client.fetch()
     assert time.monotonic() - started >= 0.6
+
+
+def test_standin_replays_at_the_configured_rate(dataset) -> None:
+    from fastapi.testclient import TestClient
+
+    from fraud_assets.standin.app import StandinConfig, create_app
+
+    client = TestClient(create_app(StandinConfig(data=dataset.test_csv, rate_per_second=50)))
+    time.sleep(0.5)
+    first = parse_payload(client.get("/current-transactions").content)
+    time.sleep(0.4)
+    second = parse_payload(client.get("/current-transactions").content)
+    assert 15 <= first.height <= 40 and 10 <= second.height <= 35
+    assert not set(first["trans_num"]) & set(second["trans_num"])  # nothing served twice
+    assert first["event_time"].max() <= second["event_time"].min()  # in event-time order
+    served = client.get("/_control/served").json()
+    assert served["trans_num"] == [*first["trans_num"], *second["trans_num"]]

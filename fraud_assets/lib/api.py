@@ -37,12 +37,9 @@ class _Retryable(RuntimeError):
         self.retry_after = retry_after
 
 
-def parse_payload(body: bytes | str) -> pl.DataFrame:
-    """Parse one response body into canonical rows; raise PayloadError on anything off-contract.
-
-    The body is a JSON string whose content is a DataFrame in ``orient="split"`` form. Integers
-    stay exact (19-digit ``cc_num``) and ``current_time`` (epoch ms) becomes ``event_time``.
-    """
+def decode_payload(body: bytes | str) -> dict[str, list]:
+    """Decode one body's structure into column lists (API columns, ``cc_num`` as strings);
+    raise PayloadError if it is not the contract's double-encoded split frame."""
     try:
         outer = json.loads(body)
         inner = json.loads(outer) if isinstance(outer, str) else outer
@@ -58,25 +55,38 @@ def parse_payload(body: bytes | str) -> pl.DataFrame:
         not isinstance(r, list) or len(r) != len(columns) for r in data
     ):
         raise PayloadError("payload rows do not match its columns")
-    records = {c: [row[i] for row in data] for i, c in enumerate(columns)}
+    wanted = {c: columns.index(c) for c in API_COLUMNS}
+    records = {c: [row[i] for row in data] for c, i in wanted.items()}
     if any(not isinstance(v, int) or isinstance(v, bool) for v in records["current_time"]):
         raise PayloadError("current_time must be integer epoch milliseconds")
     if any(not isinstance(v, int | str) or isinstance(v, bool) for v in records["cc_num"]):
         raise PayloadError("cc_num must be an integer or a string of digits")
     records["cc_num"] = [str(v) for v in records["cc_num"]]
-    records["event_time"] = [
-        dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
-        for ms in records.pop("current_time")
-    ]
+    return records
+
+
+def records_to_frame(records: dict[str, list]) -> pl.DataFrame:
+    """Build canonical rows from decoded column lists; ``current_time`` becomes ``event_time``.
+    Raise PayloadError naming any column whose values do not fit the contract."""
     schema = {c: t for c, t in TRANSACTION_SCHEMA.items() if c in records}
     try:
         frame = pl.DataFrame({c: records[c] for c in schema}, schema=schema, strict=False)
-        lost = [c for c in schema if frame[c].null_count() > sum(v is None for v in records[c])]
+        lost = [c for c in schema if frame[c].null_count() > records[c].count(None)]
         if lost:
             raise SchemaError(f"values of the wrong type in {', '.join(lost)}")
-        return to_canonical(frame)
+        event_time = pl.from_epoch(pl.Series(records["current_time"], dtype=pl.Int64), "ms")
+        return to_canonical(frame.with_columns(event_time=event_time.cast(pl.Datetime("ms"))))
     except (SchemaError, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         raise PayloadError(f"payload values do not fit the contract: {exc}") from exc
+
+
+def parse_payload(body: bytes | str) -> pl.DataFrame:
+    """Parse one response body into canonical rows; raise PayloadError on anything off-contract.
+
+    The body is a JSON string whose content is a DataFrame in ``orient="split"`` form. Integers
+    stay exact (19-digit ``cc_num``) and ``current_time`` (epoch ms) becomes ``event_time``.
+    """
+    return records_to_frame(decode_payload(body))
 
 
 def encode_payload(frame: pl.DataFrame, index: list[int], current_time_ms: list[int]) -> bytes:
@@ -107,10 +117,15 @@ class FetchedPayload:
     status: int
 
 
+#: Longest Retry-After honoured inside one fetch; a longer one ends the fetch (the caller, e.g.
+#: the sensor, tries again on its next tick instead of blocking).
+MAX_RETRY_AFTER_SECONDS = 30.0
+
+
 def _wait(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, _Retryable) and exc.retry_after is not None:
-        return exc.retry_after
+        return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
     return wait_exponential_jitter(initial=1, max=8)(state)
 
 

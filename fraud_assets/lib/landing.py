@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from fraud_assets.lib.api import PayloadError, parse_payload
+from fraud_assets.lib.api import PayloadError, decode_payload, records_to_frame
 from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, validate_transactions
 
 LANDING_PREFIX = "landing/transactions"
@@ -50,31 +50,53 @@ class ParsedBatch:
 
 
 def parse_payloads(payloads: list[tuple[str, bytes]]) -> ParsedBatch:
-    """Parse, validate and de-duplicate (first arrival wins) a batch of landed payloads."""
-    frames: list[pl.DataFrame] = []
+    """Parse, validate and de-duplicate (first arrival wins) a batch of landed payloads.
+
+    Payloads are decoded one by one but built into one frame and validated once; only when
+    that frame cannot be built is each payload built alone, to find the culprit.
+    """
     rejects: list[dict] = []
+    decoded: list[tuple[str, dict[str, list]]] = []
     for key, body in sorted(payloads):
         try:
-            frame = parse_payload(body)
+            decoded.append((key, decode_payload(body)))
         except PayloadError as exc:
             rejects.append({"payload_key": key, "reason": str(exc)})
-            continue
-        reasons = validate_transactions(frame)
-        for tn, why in zip(
-            frame.filter(reasons.is_not_null())["trans_num"], reasons.drop_nulls(), strict=False
-        ):
-            rejects.append({"payload_key": key, "reason": why, "trans_num": tn})
-        frames.append(
-            frame.filter(reasons.is_null()).with_columns(
-                batch_hour=pl.lit(hour_of_key(key)),
-                arrived_at=pl.lit(arrived_at_of_key(key), dtype=pl.Datetime("ms")),
-                payload_key=pl.lit(key),
-            )
-        )
+    try:
+        frames = [_frame(decoded)] if decoded else []
+    except PayloadError:
+        frames = []
+        for key, records in decoded:
+            try:
+                frames.append(_frame([(key, records)]))
+            except PayloadError as exc:
+                rejects.append({"payload_key": key, "reason": str(exc)})
     rows = pl.concat(frames) if frames else pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA)
-    rows = rows.select(pl.col(c).cast(t) for c, t in LIVE_TRANSACTIONS_SCHEMA.items())
+    reasons = validate_transactions(rows)
+    for key, tn, why in zip(
+        rows.filter(reasons.is_not_null())["payload_key"],
+        rows.filter(reasons.is_not_null())["trans_num"],
+        reasons.drop_nulls(),
+        strict=True,
+    ):
+        rejects.append({"payload_key": key, "reason": why, "trans_num": tn})
+    rows = rows.filter(reasons.is_null()).select(
+        pl.col(c).cast(t) for c, t in LIVE_TRANSACTIONS_SCHEMA.items()
+    )
     unique = rows.unique("trans_num", keep="first", maintain_order=True)
     return ParsedBatch(unique, rejects, rows.height - unique.height)
+
+
+def _frame(decoded: list[tuple[str, dict[str, list]]]) -> pl.DataFrame:
+    """One canonical frame (plus landing columns) from decoded payloads."""
+    columns = decoded[0][1].keys()
+    merged = {c: [v for _, rec in decoded for v in rec[c]] for c in columns}
+    keys = [key for key, rec in decoded for _ in rec["trans_num"]]
+    return records_to_frame(merged).with_columns(
+        batch_hour=pl.Series([hour_of_key(k) for k in keys], dtype=pl.String),
+        arrived_at=pl.Series([arrived_at_of_key(k) for k in keys], dtype=pl.Datetime("ms")),
+        payload_key=pl.Series(keys, dtype=pl.String),
+    )
 
 
 def quarantine_record(reject: dict) -> bytes:

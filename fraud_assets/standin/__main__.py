@@ -22,6 +22,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--rows-per-call", type=int, default=1)
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="replay speed in rows/s: each call returns the rows due since the last call "
+        "(replay mode; 0 = --rows-per-call rows per call)",
+    )
+    parser.add_argument(
         "--mode",
         choices=["replay", "random"],
         default="replay",
@@ -48,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         files_dir=args.files_dir,
         rows_per_call=args.rows_per_call,
         mode=args.mode,
+        rate_per_second=args.rate,
         rate_limit_per_minute=args.rate_limit_per_minute,
         fault_rate=args.fault_rate,
         faults=tuple(args.faults.split(",")),

@@ -28,6 +28,10 @@ class StandinConfig:
     data: Path
     files_dir: Path | None = None
     rows_per_call: int = 1
+    #: Replay speed in rows per second of wall time (replay mode): each call then returns every
+    #: row that became due since the previous call, at most ``max_rows_per_call``.
+    rate_per_second: float = 0.0
+    max_rows_per_call: int = 5000
     mode: str = "replay"  # "replay": in event-time order; "random": draws, like the real API
     rate_limit_per_minute: int = 0  # 0 disables the emulated limit
     fault_rate: float = 0.0
@@ -41,9 +45,10 @@ class _State:
     frame: pl.DataFrame
     offset: dt.timedelta
     cursor: int = 0
+    started: float = field(default_factory=time.monotonic)
     calls: deque = field(default_factory=deque)
     forced: deque = field(default_factory=deque)
-    served: list[str] = field(default_factory=list)
+    served: list[tuple[str, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -76,6 +81,9 @@ def create_app(config: StandinConfig) -> FastAPI:
                 rows = state.frame[idx]
                 now = int(time.time() * 1000)
                 return rows, [now] * n
+            if config.rate_per_second > 0:
+                due = int((time.monotonic() - state.started) * config.rate_per_second)
+                n = max(0, min(due - state.cursor, config.max_rows_per_call))
             idx = [(state.cursor + i) % state.frame.height for i in range(n)]
             state.cursor += n
             rows = state.frame[idx]
@@ -127,8 +135,9 @@ def create_app(config: StandinConfig) -> FastAPI:
         if fault == "truncated":
             body = body[: len(body) // 2]
         else:
+            now = time.time()
             with state.lock:
-                state.served.extend(rows["trans_num"].to_list())
+                state.served.extend((t, now) for t in rows["trans_num"].to_list())
         return Response(body, media_type="application/json")
 
     @app.api_route("/files/{name}", methods=["GET", "HEAD"])
@@ -157,8 +166,12 @@ def create_app(config: StandinConfig) -> FastAPI:
 
     @app.get("/_control/served")
     def served() -> dict:
+        """Every row served so far, in order, with the wall-clock time it was served."""
         with state.lock:
-            return {"trans_num": list(state.served)}
+            return {
+                "trans_num": [t for t, _ in state.served],
+                "served_at": [s for _, s in state.served],
+            }
 
     return app
 
