@@ -33,8 +33,8 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP) ## Run the benchmarks (needs ../shared/data for the model-quality ones)
-	$(BIN)/python -m fraud_assets.bench
+bench: $(STAMP) ## Run the benchmarks (BENCH="name ..." picks some; see benchmarks/)
+	$(BIN)/python -m benchmarks $(BENCH)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -91,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, default=8765)
     parser.add_argument("--app-port", type=int, default=7860)
     parser.add_argument("--no-app", action="store_true", help="do not start the Gradio app")
+    parser.add_argument(
+        "--standin-args",
+        default="",
+        help='extra options for the API stand-in, e.g. "--rows-per-call 5 --rate 20" '
+        "(see python -m fraud_assets.standin --help)",
+    )
     args = parser.parse_args(argv)
 
     data = settings.data_dir()
@@ -133,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(train.parent),
                 "--port",
                 str(args.api_port),
+                *shlex.split(args.standin_args),
             ],
             env,
             logs / "standin.log",

@@ -46,6 +46,7 @@ class _State:
     offset: dt.timedelta
     cursor: int = 0
     started: float = field(default_factory=time.monotonic)
+    paused: bool = False
     calls: deque = field(default_factory=deque)
     forced: deque = field(default_factory=deque)
     served: list[tuple[str, float]] = field(default_factory=list)
@@ -81,7 +82,9 @@ def create_app(config: StandinConfig) -> FastAPI:
                 rows = state.frame[idx]
                 now = int(time.time() * 1000)
                 return rows, [now] * n
-            if config.rate_per_second > 0:
+            if state.paused:
+                n = 0
+            elif config.rate_per_second > 0:
                 due = int((time.monotonic() - state.started) * config.rate_per_second)
                 n = max(0, min(due - state.cursor, config.max_rows_per_call))
             idx = [(state.cursor + i) % state.frame.height for i in range(n)]
@@ -163,6 +166,13 @@ def create_app(config: StandinConfig) -> FastAPI:
         with state.lock:
             state.forced.extend(queued)
         return {"queued": queued}
+
+    @app.post("/_control/pause")
+    def pause() -> dict:
+        """Stop serving rows (calls then return an empty frame); for benchmarks."""
+        with state.lock:
+            state.paused = True
+            return {"paused": True, "served": len(state.served)}
 
     @app.get("/_control/served")
     def served() -> dict:

@@ -42,7 +42,7 @@ def plan_runs(new_keys: list[str]) -> list[dg.RunRequest]:
         dg.RunRequest(
             run_key=f"{hour}/{keys[-1].rsplit('/', 1)[-1]}",
             partition_key=hour,
-            tags={"fraud/payloads": str(len(keys))},
+            tags={"fraud/payloads": str(len(keys)), "fraud/job": "scoring"},
         )
         for hour, keys in by_hour.items()
     ]

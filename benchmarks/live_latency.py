@@ -1,0 +1,210 @@
+"""Latency from the stand-in serving a transaction to its scored row being in the warehouse,
+under `dagster dev`, against an empty Dagster run triggered the same way (the floor).
+
+Usage: python -m benchmarks.live_latency [--transactions 100] [--rows-per-call 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import requests
+
+from benchmarks.machine import print_machine
+from fraud_assets.platform import ensure_demo_data
+from fraud_assets_tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = 5
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=ROOT,
+        stdout=open(log, "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _served(api: str) -> dict[str, float]:
+    body = requests.get(f"{api}/_control/served", timeout=10).json()
+    return dict(zip(body["trans_num"], body["served_at"], strict=True))
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {
+        "n": len(values),
+        "p50_s": round(q[49], 2),
+        "p95_s": round(q[94], 2),
+        "max_s": round(max(values), 2),
+    }
+
+
+def empty_floor(root: Path, test_csv: Path, want: int, rows_per_call: int) -> dict[str, float]:
+    home = root / "home"
+    home.mkdir(parents=True)
+    shutil.copyfile(ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
+    api = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "TRANSACTIONS_API_URL": api}
+    py = sys.executable
+    standin = _start(
+        [
+            py,
+            "-m",
+            "fraud_assets.standin",
+            "--data",
+            str(test_csv),
+            "--port",
+            api.rsplit(":", 1)[1],
+            "--rows-per-call",
+            str(rows_per_call),
+        ],
+        env,
+        root / "standin.log",
+    )
+    dagster = _start(
+        [
+            py,
+            "-m",
+            "dagster",
+            "dev",
+            "-f",
+            str(ROOT / "benchmarks" / "empty_location.py"),
+            "-p",
+            str(free_port()),
+        ],
+        env,
+        root / "dagster.log",
+    )
+    try:
+        deadline = time.monotonic() + 600
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            while time.monotonic() < deadline:
+                records = instance.get_run_records(
+                    filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])
+                )
+                done = sum(len(r.dagster_run.tags["bench/trans_nums"].split(",")) for r in records)
+                if done >= want:
+                    break
+                time.sleep(2)
+            served = _served(api)
+            latencies = [
+                r.end_time - served[tn]
+                for r in records
+                for tn in r.dagster_run.tags["bench/trans_nums"].split(",")
+            ]
+    finally:
+        _stop(dagster, standin)
+    return _quantiles(latencies)
+
+
+def platform_latency(root: Path, want: int, rows_per_call: int) -> dict[str, float]:
+    api_port = free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    env = {
+        **os.environ,
+        "FRAUD_DATA_DIR": str(root),
+        "FRAUD_POLL_INTERVAL_SECONDS": str(TICK),
+        "FRAUD_API_MIN_INTERVAL_SECONDS": "0",
+    }
+    proc = _start(
+        [
+            sys.executable,
+            "-m",
+            "fraud_assets.platform",
+            "--no-app",
+            "--api-port",
+            str(api_port),
+            "--dagster-port",
+            str(free_port()),
+            "--standin-args",
+            f"--rows-per-call {rows_per_call}",
+        ],
+        env,
+        root / "platform.log",
+    )
+    db = root / "warehouse.db"
+    seen: dict[str, float] = {}
+    ready = None
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            if db.exists():
+                try:
+                    with sqlite3.connect(db, timeout=5) as conn:
+                        rows = conn.execute("SELECT trans_num FROM scored_transactions").fetchall()
+                except sqlite3.OperationalError:
+                    rows = []
+                now = time.time()
+                for (tn,) in rows:
+                    seen.setdefault(tn, now)
+                if rows and ready is None:
+                    ready = now
+            if ready is not None:
+                served = _served(api)
+                fresh = [tn for tn, at in served.items() if at > ready + 1]
+                if sum(tn in seen for tn in fresh) >= want:
+                    break
+            time.sleep(0.25)
+        served = _served(api)
+    finally:
+        _stop(proc)
+    if ready is None:
+        raise RuntimeError(f"no scored row; see {root / 'platform.log'}")
+    return _quantiles([seen[tn] - at for tn, at in served.items() if at > ready + 1 and tn in seen])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=100)
+    parser.add_argument("--rows-per-call", type=int, default=5)
+    args = parser.parse_args(argv)
+    print_machine()
+    with tempfile.TemporaryDirectory(prefix="fraud-latency-") as tmp:
+        root = Path(tmp)
+        _, test_csv = ensure_demo_data(root / "empty" / "source")
+        empty = empty_floor(root / "empty", test_csv, args.transactions, args.rows_per_call)
+        print("empty run:", json.dumps(empty), flush=True)
+        scored = platform_latency(root / "platform", args.transactions, args.rows_per_call)
+    goal = TICK + 1.5 * empty["p95_s"]
+    figures = {
+        "sensor_interval_s": TICK,
+        "rows_per_call": args.rows_per_call,
+        "empty_run": empty,
+        "scored_row": scored,
+        "goal_p95_s": round(goal, 2),
+        "goal_met": scored["p95_s"] <= goal,
+    }
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
