@@ -145,3 +145,14 @@ def test_standin_replays_at_the_configured_rate(dataset) -> None:
     assert first["event_time"].max() <= second["event_time"].min()  # in event-time order
     served = client.get("/_control/served").json()
     assert served["trans_num"] == [*first["trans_num"], *second["trans_num"]]
+
+
+def test_standin_emulates_the_rate_limit_with_429(dataset) -> None:
+    from fastapi.testclient import TestClient
+
+    from fraud_assets.standin.app import StandinConfig, create_app
+
+    client = TestClient(create_app(StandinConfig(data=dataset.test_csv, rate_limit_per_minute=3)))
+    statuses = [client.get("/current-transactions").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert client.get("/current-transactions").headers["Retry-After"] == "2"

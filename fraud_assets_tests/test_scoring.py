@@ -167,3 +167,30 @@ def test_the_label_is_never_a_model_input(trained, dataset) -> None:
     )
     assert honest["fraud_probability"].equals(flipped["fraud_probability"])
     assert not honest["label_is_fraud"].equals(flipped["label_is_fraud"])
+
+
+def test_a_new_champion_rescores_a_partition_when_it_is_rerun(trained) -> None:
+    request = tick(trained).run_requests[0]
+    assert run(trained, request).success
+    before = tables(trained)[1].filter(pl.col("batch_hour") == request.partition_key)
+    training = [defs.get_assets_def(k) for k in ("raw_training_data", "rf_model", "champion_model")]
+    config = {
+        "ops": {
+            "rf_model": {
+                "config": {"n_estimators": 40, "n_jobs": 2, "random_state": 99, "ap_tolerance": 1.0}
+            }
+        }
+    }
+    assert dg.materialize(
+        training,
+        selection=["rf_model", "champion_model"],
+        resources=trained.resources,
+        run_config=config,
+    ).success
+    new = registry.get_champion(trained.resources["mlflow_registry"].tracking_uri, "fraud_rf")
+    assert new.version != before["model_version"][0]
+
+    assert run(trained, request).success  # the backfill of this partition
+    after = tables(trained)[1].filter(pl.col("batch_hour") == request.partition_key)
+    assert after.height == before.height
+    assert set(after["model_version"]) == {new.version}
