@@ -23,7 +23,7 @@ import dagster as dg
 import requests
 
 from benchmarks.machine import print_machine
-from fraud_assets.platform import ensure_demo_data
+from fraud_assets.platform import ensure_demo_data, wait_http
 from fraud_assets_tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +89,7 @@ def empty_floor(root: Path, test_csv: Path, want: int, rows_per_call: int) -> di
         env,
         root / "standin.log",
     )
+    web_port = free_port()
     dagster = _start(
         [
             py,
@@ -98,12 +99,15 @@ def empty_floor(root: Path, test_csv: Path, want: int, rows_per_call: int) -> di
             "-f",
             str(ROOT / "benchmarks" / "empty_location.py"),
             "-p",
-            str(free_port()),
+            str(web_port),
         ],
         env,
         root / "dagster.log",
     )
     try:
+        # Open the instance only once dagster dev has created its storage.
+        if not wait_http(f"http://127.0.0.1:{web_port}/server_info", 180):
+            raise RuntimeError(f"dagster dev did not start; see {root / 'dagster.log'}")
         deadline = time.monotonic() + 600
         with dg.DagsterInstance.from_config(str(home)) as instance:
             while time.monotonic() < deadline:
@@ -126,6 +130,7 @@ def empty_floor(root: Path, test_csv: Path, want: int, rows_per_call: int) -> di
 
 
 def platform_latency(root: Path, want: int, rows_per_call: int) -> dict[str, float]:
+    root.mkdir(parents=True, exist_ok=True)
     api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
     env = {

@@ -46,7 +46,7 @@ def ensure_demo_data(source_dir: Path, n_cards: int = 300, seed: int = 42) -> tu
     return train, test
 
 
-def _wait_http(url: str, seconds: float) -> bool:
+def wait_http(url: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 {**env, "GRADIO_SERVER_PORT": str(args.app_port)},
                 logs / "app.log",
             )
-        _wait_http(f"{api}/health", 30)
+        wait_http(f"{api}/health", 30)
         app_url = "(off)" if args.no_app else f"http://127.0.0.1:{args.app_port}"
         warehouse = (
             "FRAUD_DATABASE_URL"
