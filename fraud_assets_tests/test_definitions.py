@@ -1,6 +1,7 @@
 """The code location loads with the mission's assets, jobs and sensors."""
 
 import dagster as dg
+import pytest
 
 from fraud_assets.definitions import defs
 
@@ -36,3 +37,21 @@ def test_production_settings_come_from_the_environment_not_code(monkeypatch) -> 
         res["warehouse"].process_config_and_initialize().describe()
         == "postgresql://fraud:***@db.example:5432/fraud"
     )
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("postgresql://u:pw@db:5432/x", "postgresql://u:***@db:5432/x"),
+        (
+            "https://user:token@files.example/fraudTrain.csv",
+            "https://user:***@files.example/fraudTrain.csv",
+        ),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+        ("http://mlflow:5000", "http://mlflow:5000"),
+    ],
+)
+def test_passwords_are_masked_wherever_a_uri_is_shown(uri: str, shown: str) -> None:
+    from fraud_assets.lib.registry import redact
+
+    assert redact(uri) == shown

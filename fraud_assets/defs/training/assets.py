@@ -62,7 +62,7 @@ def raw_training_data(
         {
             "dagster/row_count": frame.height,
             "dagster/column_schema": column_schema(frame),
-            "source": url.split("?")[0],
+            "source": registry.redact(url.split("?")[0]),
             "raw_copy": dg.MetadataValue.path(store.uri(raw_key)),
             "raw_bytes": size,
             "frauds": int(frame["is_fraud"].sum()),
