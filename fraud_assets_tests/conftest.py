@@ -134,3 +134,32 @@ def trained(tmp_path_factory: pytest.TempPathFactory, standin_url: str) -> Platf
     assert result.success
     yield platform
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def scored_platform(trained: Platform) -> Platform:
+    """The trained platform after one sensor tick and scoring run: scored rows in the warehouse."""
+    from fraud_assets_tests.test_scoring import run, tick
+
+    for request in tick(trained).run_requests:
+        assert run(trained, request).success
+    return trained
+
+
+@pytest.fixture(scope="module")
+def app_url(scored_platform: Platform):
+    """The Gradio app launched on loopback, configured only through the environment that
+    ``trained`` set (FRAUD_DATA_DIR, with SQLite and the local MLflow store under it)."""
+    from app_gradio.app import build_app, launch
+    from fraud_assets_tests.servers import free_port
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    mp.setenv("FRAUD_APP_REFRESH_SECONDS", "3600")
+    mp.delenv("GRADIO_SERVER_NAME", raising=False)
+    app = build_app()
+    port = free_port()
+    launch(app, server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    app.close()
+    mp.undo()
