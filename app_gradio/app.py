@@ -204,7 +204,8 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
         if known.height == 0:
             raise gr.Error(f"No scored transaction has id {tid!r}.")
         row = record_label(wh, tid, VERDICTS[verdict], who)
-        return f"Saved: {tid} marked **{verdict}** by {who} at {row['labelled_at']:%Y-%m-%d %H:%M:%S} UTC."
+        when = f"{row['labelled_at']:%Y-%m-%d %H:%M:%S}"
+        return f"Saved: {tid} marked **{verdict}** by {who} at {when} UTC."
 
     def model() -> tuple[str, pd.DataFrame, pd.DataFrame]:
         """The champion model: summary, validation metrics and feature importances."""
@@ -348,9 +349,7 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
                         value=-74.01, label="Cardholder longitude", elem_id="in-long"
                     )
                     m_lat = gr.Number(value=40.85, label="Merchant latitude", elem_id="in-mlat")
-                    m_long = gr.Number(
-                        value=-73.87, label="Merchant longitude", elem_id="in-mlong"
-                    )
+                    m_long = gr.Number(value=-73.87, label="Merchant longitude", elem_id="in-mlong")
                     score_btn = gr.Button("Score", variant="primary", elem_id="score-button")
                     probability = gr.Number(
                         label="Fraud probability", interactive=False, elem_id="score-probability"
@@ -397,9 +396,7 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
             api_name="feedback",
         ).success(flagged_frame, inputs=filters, outputs=table, api_visibility="private")
         gr.api(flagged_records, api_name="flagged")
-        model_refresh.click(
-            model, outputs=[model_md, metrics, importance_plot], api_name="model"
-        )
+        model_refresh.click(model, outputs=[model_md, metrics, importance_plot], api_name="model")
         app.load(model, outputs=[model_md, metrics, importance_plot], api_visibility="private")
         score_btn.click(
             score,

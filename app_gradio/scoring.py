@@ -60,6 +60,10 @@ FEATURE_LABELS: dict[str, str] = {
 class InvalidTransaction(ValueError):
     """The form does not describe a valid transaction; the message says what to fix."""
 
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
 
 @dataclass(frozen=True)
 class ManualTransaction:
@@ -150,7 +154,7 @@ def parse_form(
         errors.append(f"amount must not be negative, not {amt:g}")
     cat = str(category or "").strip()
     if cat not in CATEGORIES:
-        errors.append(f"unknown category {cat!r}; use one of: {', '.join(CATEGORIES)}")
+        errors.append(f"unknown category {cat!r} (choose from {', '.join(CATEGORIES)})")
     coords = {
         "merchant latitude": (merchant_lat, 90),
         "merchant longitude": (merchant_long, 180),
@@ -191,7 +195,7 @@ def parse_form(
         if pop is not None and pop < 0:
             errors.append("city population must not be negative")
     if errors:
-        raise InvalidTransaction("; ".join(errors))
+        raise InvalidTransaction(errors)
     return ManualTransaction(
         amount=float(amt),  # type: ignore[arg-type]
         category=cat,

@@ -73,15 +73,13 @@ def test_invalid_input_gets_a_clear_error(client: Client, field, value, message)
 def test_dashboard_agrees_with_the_warehouse(client: Client, scored_platform) -> None:  # noqa: ANN001
     scored = scored_rows(scored_platform)
     assert scored.height > 0
-    kpis, figures, *_plots, table = client.predict(
-        "all", "all", 0, 0, api_name="/dashboard"
-    )
+    kpis, figures, *_plots, table = client.predict("all", "all", 0, 0, api_name="/dashboard")
     flagged = scored.filter("is_flagged")
     assert figures["scored"] == scored.height
     assert figures["flagged"] == flagged.height
     assert figures["amount_at_risk"] == pytest.approx(float(flagged["amt"].sum()))
     assert figures["model_version"] == scored["model_version"][-1]
-    assert f'{scored.height:,}' in kpis
+    assert f"{scored.height:,}" in kpis
     assert sorted(r[1] for r in table["data"]) == sorted(flagged["trans_num"].to_list())[:200]
 
 
@@ -130,9 +128,7 @@ def test_model_endpoint_describes_the_champion(client: Client, scored_platform) 
     assert set(plotted) == set(FEATURES) and sum(plotted.values()) == pytest.approx(1.0)
 
 
-def test_manual_score_equals_the_pipeline_score_with_card_history(
-    scored_platform, dataset
-) -> None:  # noqa: ANN001
+def test_manual_score_equals_the_pipeline_score_with_card_history(scored_platform, dataset) -> None:  # noqa: ANN001
     """The app scores a card's transaction exactly as the scoring asset would."""
     frame = dataset.canonical.sort("event_time")
     row = frame.filter(pl.col("cc_num") == frame["cc_num"][0]).row(25, named=True)
