@@ -122,7 +122,7 @@ def dashboard(
         figures,
         data.over_time(scored).to_pandas(),
         data.by_category(scored).to_pandas(),
-        data.by_hour(scored).to_pandas(),
+        data.by_hour(scored).with_columns(pl.col("hour").cast(pl.String).str.zfill(2)).to_pandas(),
         table.to_pandas(),
     )
 
@@ -152,7 +152,7 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
         transaction_time: str = "",
         card_number: str = "",
         gender: str = "",
-        city_population: float | None = None,
+        city_population: str = "",
     ) -> tuple[float, str, pd.DataFrame]:
         """Fraud probability, decision at the production threshold, and per-feature
         contributions (probability change when the feature takes its training median).
@@ -219,7 +219,8 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
         return card.markdown(), card.metrics.to_pandas(), card.importances.to_pandas()
 
     def contributions_plot(explanation: pd.DataFrame) -> pd.DataFrame:
-        top = pl.from_pandas(explanation).head(10) if len(explanation) else pl.DataFrame()
+        frame = pl.from_pandas(explanation) if len(explanation) else pl.DataFrame()
+        top = frame.filter(pl.col("contribution") != 0).head(10) if frame.height else frame
         if top.height == 0:
             return pd.DataFrame({"meaning": [], "contribution": [], "direction": []})
         return top.with_columns(
@@ -340,8 +341,8 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
                     gender = gr.Dropdown(
                         ["", "F", "M"], value="", label="Gender (optional)", elem_id="in-gender"
                     )
-                    city_pop = gr.Number(
-                        value=None, label="City population (optional)", elem_id="in-city-pop"
+                    city_pop = gr.Textbox(
+                        value="", label="City population (optional)", elem_id="in-city-pop"
                     )
                 with gr.Column():
                     c_lat = gr.Number(value=40.71, label="Cardholder latitude", elem_id="in-lat")
@@ -352,7 +353,10 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
                     m_long = gr.Number(value=-73.87, label="Merchant longitude", elem_id="in-mlong")
                     score_btn = gr.Button("Score", variant="primary", elem_id="score-button")
                     probability = gr.Number(
-                        label="Fraud probability", interactive=False, elem_id="score-probability"
+                        label="Fraud probability",
+                        precision=4,
+                        interactive=False,
+                        elem_id="score-probability",
                     )
                     decision = gr.Textbox(
                         label="Decision", interactive=False, elem_id="score-decision"

@@ -95,7 +95,7 @@ def over_time(scored: pl.DataFrame) -> pl.DataFrame:
     """Mean fraud probability and flag rate per hour (per day when data spans over 3 days),
     in long form: ``time``, ``metric``, ``value``."""
     if scored.height == 0:
-        return pl.DataFrame(schema={"time": pl.Datetime("ms"), "metric": pl.String, "value": float})
+        return pl.DataFrame(schema={"time": pl.Datetime("ns"), "metric": pl.String, "value": float})
     span = scored["event_time"].max() - scored["event_time"].min()
     every = "1d" if span > dt.timedelta(days=3) else "1h"
     wide = (
@@ -107,7 +107,9 @@ def over_time(scored: pl.DataFrame) -> pl.DataFrame:
         )
         .rename({"event_time": "time"})
     )
-    return wide.unpivot(index="time", variable_name="metric", value_name="value")
+    # Nanoseconds: pandas writes datetime64[ms] to JSON wrongly, and Gradio plots use that JSON.
+    long = wide.unpivot(index="time", variable_name="metric", value_name="value")
+    return long.with_columns(pl.col("time").cast(pl.Datetime("ns")))
 
 
 def _breakdown(scored: pl.DataFrame, by: pl.Expr, name: str) -> pl.DataFrame:

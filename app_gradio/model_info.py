@@ -58,7 +58,9 @@ class ModelCard:
 
 
 def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
-    rows = [(label, metrics[key]) for key, label in METRIC_LABELS.items() if key in metrics]
+    rows = [
+        (label, round(metrics[key], 4)) for key, label in METRIC_LABELS.items() if key in metrics
+    ]
     return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64}, orient="row")
 
 
