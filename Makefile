@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint bench lock clean
+.PHONY: help install run test test-fast lint bench bench-app lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,8 +23,9 @@ install: $(STAMP) ## Build .venv from requirements.lock
 run: $(STAMP) ## Run the whole local platform (Dagster, API stand-in, Gradio app)
 	$(BIN)/python -m fraud_assets.platform
 
-test: $(STAMP) ## Run the full test suite (ruff, then pytest)
+test: $(STAMP) ## Run the full test suite (ruff, then pytest; installs chromium if missing)
 	$(BIN)/ruff check .
+	.ci/ensure-chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff check and format check
@@ -33,6 +34,9 @@ lint: $(STAMP) ## ruff check and format check
 
 bench: $(STAMP) ## Run the benchmarks (needs ../shared/data for the model-quality ones)
 	$(BIN)/python -m fraud_assets.bench
+
+bench-app: $(STAMP) ## Benchmark manual-score latency through gradio_client (self-contained)
+	$(BIN)/python -m app_gradio.bench
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
