@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint bench lock clean
+.PHONY: help install run test test-fast lint bench bench-app lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,10 +23,11 @@ install: $(STAMP) ## Build .venv from requirements.lock
 run: $(STAMP) ## Run the whole local platform (Dagster, API stand-in, Gradio app)
 	$(BIN)/python -m fraud_assets.platform
 
-test: $(STAMP) ## Run the full test suite (ruff, workflow/compose schemas, then pytest)
+test: $(STAMP) ## Run the full test suite (ruff, workflow/compose schemas, pytest; installs chromium if missing)
 	$(BIN)/ruff check .
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	.ci/ensure-chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff check and format check
@@ -35,6 +36,9 @@ lint: $(STAMP) ## ruff check and format check
 
 bench: $(STAMP) ## Run the benchmarks (BENCH="name ..." picks some; see benchmarks/)
 	$(BIN)/python -m benchmarks $(BENCH)
+
+bench-app: $(STAMP) ## Benchmark manual-score latency through gradio_client (self-contained)
+	$(BIN)/python -m app_gradio.bench
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11

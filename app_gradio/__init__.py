@@ -1,1 +1,1 @@
-"""The fraud analysts' web app: a dashboard over scored transactions."""
+"""The fraud analysts' web app: dashboard, model card, manual scoring, analyst feedback."""

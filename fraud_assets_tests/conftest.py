@@ -134,3 +134,59 @@ def trained(tmp_path_factory: pytest.TempPathFactory, standin_url: str) -> Platf
     assert result.success
     yield platform
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def scored_platform(trained: Platform, dataset: Dataset) -> Platform:
+    """The trained platform after a few sensor ticks and scoring runs, plus five known frauds
+    of the training window scored by ``score_batch`` as the scoring asset does, so that the
+    flagged list is never empty whatever the replay brought."""
+    from fraud_assets.lib import registry
+    from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
+    from fraud_assets.lib.scoring import score_batch
+    from fraud_assets_tests.test_scoring import run, tick
+
+    cursor = None
+    for _ in range(4):
+        result = tick(trained, cursor)
+        cursor = result.cursor
+        for request in result.run_requests:
+            assert run(trained, request).success
+    train = dataset.canonical.filter(pl.col("event_time") < SPLIT)
+    frauds = train.filter(pl.col("is_fraud") == 1).sort("amt", descending=True).head(5)
+    pipeline, champ = registry.load_champion(
+        trained.resources["mlflow_registry"].tracking_uri, "fraud_rf"
+    )
+    scored = score_batch(
+        frauds,
+        train,
+        pipeline,
+        model_name=champ.name,
+        model_version=champ.version,
+        threshold=champ.threshold,
+        batch_hour="2020-01-01-00:00",
+    )
+    wh = trained.resources["warehouse"].warehouse()
+    wh.ensure_table("scored_transactions", SCORED_TRANSACTIONS_SCHEMA)
+    wh.upsert("scored_transactions", scored)
+    assert scored["is_flagged"].sum() >= 2
+    return trained
+
+
+@pytest.fixture(scope="module")
+def app_url(scored_platform: Platform):
+    """The Gradio app launched on loopback, configured only through the environment that
+    ``trained`` set (FRAUD_DATA_DIR, with SQLite and the local MLflow store under it)."""
+    from app_gradio.app import build_app, launch
+    from fraud_assets_tests.servers import free_port
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    mp.setenv("FRAUD_APP_REFRESH_SECONDS", "3600")
+    mp.delenv("GRADIO_SERVER_NAME", raising=False)
+    app = build_app()
+    port = free_port()
+    launch(app, server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    app.close()
+    mp.undo()

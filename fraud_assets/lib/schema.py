@@ -218,7 +218,17 @@ SCORED_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
     "batch_hour": pl.String(),
 }
 
+#: Warehouse table of analysts' verdicts on scored transactions, one row per ``trans_num``
+#: (marking again replaces the verdict): confirmed fraud (1) or not fraud (0), by whom and when.
+ANALYST_LABELS_SCHEMA: dict[str, pl.DataType] = {
+    "trans_num": pl.String(),
+    "is_fraud": pl.Int8(),
+    "analyst": pl.String(),
+    "labelled_at": pl.Datetime("ms"),
+}
+
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "live_transactions": LIVE_TRANSACTIONS_SCHEMA,
     "scored_transactions": SCORED_TRANSACTIONS_SCHEMA,
+    "analyst_labels": ANALYST_LABELS_SCHEMA,
 }

@@ -1,0 +1,235 @@
+"""Benchmark: manual-score latency through gradio_client, against raw single-row predict.
+
+``python -m app_gradio.bench`` builds a throwaway platform (generated data, a RandomForest
+with the production hyperparameters registered as champion in a local MLflow store, live
+history in a SQLite warehouse), launches the app on loopback and calls ``/score`` N times.
+``--existing`` benchmarks the platform the environment points at instead. It prints figures;
+it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import sklearn
+
+    return (
+        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+        f"scikit-learn {sklearn.__version__}, {platform.system()} {platform.release()}"
+    )
+
+
+def percentiles(seconds: list[float]) -> str:
+    ms = np.asarray(seconds) * 1000
+    return (
+        f"p50 {np.percentile(ms, 50):6.2f} ms  p99 {np.percentile(ms, 99):6.2f} ms  "
+        f"mean {statistics.fmean(ms):6.2f} ms  (n={len(ms)})"
+    )
+
+
+def build_platform(root: Path, n_cards: int) -> pl.DataFrame:
+    """Generated data, a champion model and live history under ``root``; returns the data."""
+    from app_gradio.config import TRAINING_DATA_KEY
+    from fraud_assets.lib import registry
+    from fraud_assets.lib.generator import GeneratorConfig, generate_transactions
+    from fraud_assets.lib.model import TrainParams, train
+    from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, training_csv_to_canonical
+    from fraud_assets.lib.storage import LocalObjectStore
+    from fraud_assets.lib.warehouse import Warehouse
+
+    os.environ["FRAUD_DATA_DIR"] = str(root)
+    for name in ("FRAUD_DATABASE_URL", "MLFLOW_TRACKING_URI", "FRAUD_S3_BUCKET"):
+        os.environ.pop(name, None)
+    cfg = GeneratorConfig(
+        n_cards=n_cards, start=dt.date(2020, 1, 1), end=dt.date(2020, 5, 1), seed=5
+    )
+    frame = training_csv_to_canonical(generate_transactions(cfg)).sort("event_time")
+    cut = dt.datetime(2020, 4, 1)
+    train_part, live_part = (
+        frame.filter(pl.col("event_time") < cut),
+        frame.filter(pl.col("event_time") >= cut),
+    )
+    started = time.perf_counter()
+    result = train(train_part, TrainParams())  # production hyperparameters (100 trees)
+    print(f"trained on {train_part.height:,} rows in {time.perf_counter() - started:.1f} s")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    reg = registry.log_and_register(
+        result,
+        result.validation_features.head(5),
+        tracking_uri=uri,
+        experiment="bench",
+        model_name="fraud_rf",
+        artifact_location=(root / "mlartifacts").as_uri(),
+    )
+    registry.promote(uri, "fraud_rf", reg.version)
+    LocalObjectStore(root / "objects").put_parquet(TRAINING_DATA_KEY, train_part)
+    wh = Warehouse(f"sqlite:///{root / 'warehouse.db'}")
+    wh.ensure_table("live_transactions", LIVE_TRANSACTIONS_SCHEMA, indexes=["cc_num"])
+    live = live_part.with_columns(
+        batch_hour=pl.col("event_time").dt.strftime("%Y-%m-%dT%H"),
+        arrived_at=pl.col("event_time"),
+        payload_key=pl.lit("bench"),
+    ).select(list(LIVE_TRANSACTIONS_SCHEMA))
+    wh.upsert("live_transactions", live)
+    return frame
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--cards", type=int, default=300, help="cards in the generated data")
+    parser.add_argument("--existing", action="store_true", help="use the configured platform")
+    args = parser.parse_args(argv)
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    with tempfile.TemporaryDirectory(prefix="app-bench-") as tmp:
+        if args.existing:
+            from app_gradio.config import warehouse
+            from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA
+
+            rows = warehouse().read("live_transactions", LIVE_TRANSACTIONS_SCHEMA, limit=1)
+            card = rows["cc_num"][0] if rows.height else ""
+        else:
+            frame = build_platform(Path(tmp), args.cards)
+            card = frame["cc_num"].value_counts(sort=True)["cc_num"][0]
+        run(args, card)
+
+
+def serve(port: int, ready, stop, timings) -> None:  # noqa: ANN001 - multiprocessing objects
+    """Child process: the app as deployed, recording each score's server-side seconds."""
+    from app_gradio.app import build_app, launch, make_scorer
+
+    scorer = make_scorer()
+    seconds: list[float] = []
+    score = scorer.score
+
+    def timed_score(tx):  # noqa: ANN001, ANN202
+        result = score(tx)
+        seconds.append(result.seconds)
+        return result
+
+    scorer.score = timed_score  # type: ignore[method-assign]
+    app = build_app(scorer)
+    launch(app, server_port=port, prevent_thread_lock=True, quiet=True)
+    ready.set()
+    stop.wait()
+    timings.put(seconds)
+    app.close()
+
+
+def run(args: argparse.Namespace, card: str) -> None:
+    """Launch the app in its own process, time ``/score`` through gradio_client from this
+    one, then time raw predicts of the same model here; print everything."""
+    import multiprocessing as mp
+
+    from gradio_client import Client
+
+    from app_gradio.app import make_scorer
+    from app_gradio.scoring import explain, parse_form
+    from fraud_assets.lib.features import feature_matrix, features_with_history
+
+    form = {
+        "amount": 742.18,
+        "category": "shopping_net",
+        "merchant_lat": 41.2,
+        "merchant_long": -73.5,
+        "cardholder_lat": 40.7,
+        "cardholder_long": -74.0,
+        "date_of_birth": "1961-03-02",
+        "transaction_time": "2020-04-20 02:15:00",
+        "card_number": card,
+    }
+    ctx = mp.get_context("spawn")
+    ready, stop, timings = ctx.Event(), ctx.Event(), ctx.Queue()
+    port = free_port()
+    server = ctx.Process(target=serve, args=(port, ready, stop, timings))
+    server.start()
+    try:
+        if not ready.wait(120):
+            raise RuntimeError("the app did not start within 120 s")
+        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+        for _ in range(args.warmup):
+            client.predict(**form, api_name="/score")
+        round_trip = []
+        for _ in range(args.calls):
+            started = time.perf_counter()
+            client.predict(**form, api_name="/score")
+            round_trip.append(time.perf_counter() - started)
+    finally:
+        stop.set()
+    server_side = timings.get(timeout=60)[args.warmup :]
+    server.join(timeout=30)
+
+    scorer = make_scorer()
+    loaded = scorer.model()
+    pipeline = loaded.pipeline
+    tx = parse_form(**form)
+    history = scorer.history(loaded, tx.card_number)
+    x = feature_matrix(features_with_history(tx.to_frame(), history))
+    raw, with_explain = [], []
+    for _ in range(args.calls):
+        started = time.perf_counter()
+        pipeline.predict_proba(x)
+        raw.append(time.perf_counter() - started)
+    for _ in range(args.calls):
+        started = time.perf_counter()
+        explain(pipeline, x, loaded.reference)
+        with_explain.append(time.perf_counter() - started)
+    clf = pipeline.named_steps["model"]
+    clf.n_jobs = -1
+    all_cores = []
+    for _ in range(min(args.calls, 100)):
+        started = time.perf_counter()
+        pipeline.predict_proba(x)
+        all_cores.append(time.perf_counter() - started)
+    clf.n_jobs = 1
+
+    p99_server = float(np.percentile(server_side, 99))
+    p50_raw = float(np.percentile(raw, 50))
+    print(f"machine: {machine()}")
+    print(
+        f"model: {loaded.info.name} v{loaded.info.version}, {clf.n_estimators} trees, "
+        f"max_depth {clf.max_depth}; card history rows used: {history.height}"
+    )
+    print(f"/score via gradio_client, round trip    {percentiles(round_trip)}")
+    print(f"/score server side (history..explain)   {percentiles(server_side)}")
+    print(f"raw predict, 1 row, n_jobs=1            {percentiles(raw)}")
+    print(f"predict of {x.shape[1] + 1} rows (score + explanation) {percentiles(with_explain)}")
+    print(f"raw predict, 1 row, n_jobs=-1           {percentiles(all_cores)}")
+    print(
+        f"goal p99 server side <= 50 ms: {'met' if p99_server <= 0.050 else 'NOT met'} "
+        f"({p99_server * 1000:.1f} ms); p99 server / p50 raw predict = "
+        f"{p99_server / p50_raw:.1f}x (goal <= 3x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The web app through its API (gradio_client), against the app launched on loopback."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from gradio_client import Client
+
+from app_gradio.app import make_scorer
+from app_gradio.scoring import parse_form
+from fraud_assets.lib import registry
+from fraud_assets.lib.features import FEATURES, INPUT_COLUMNS
+from fraud_assets.lib.schema import ANALYST_LABELS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
+from fraud_assets.lib.scoring import score_batch
+
+pytestmark = pytest.mark.integration
+
+FORM = {
+    "amount": 950.0,
+    "category": "shopping_net",
+    "merchant_lat": 41.2,
+    "merchant_long": -73.5,
+    "cardholder_lat": 40.7,
+    "cardholder_long": -74.0,
+    "date_of_birth": "1961-03-02",
+    "transaction_time": "2020-04-20 02:15:00",
+}
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str) -> Client:
+    return Client(app_url, verbose=False)
+
+
+def scored_rows(platform) -> pl.DataFrame:  # noqa: ANN001
+    wh = platform.resources["warehouse"].warehouse()
+    return wh.read("scored_transactions", SCORED_TRANSACTIONS_SCHEMA)
+
+
+def test_api_lists_a_named_endpoint_per_action(client: Client) -> None:
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/score", "/dashboard", "/feedback", "/flagged", "/model"} <= set(endpoints)
+    names = [p["parameter_name"] for p in endpoints["/score"]["parameters"]]
+    assert names == [*FORM, "card_number", "gender", "city_population"]
+
+
+def test_score_returns_a_probability_a_decision_and_an_explanation(client: Client) -> None:
+    probability, decision, explanation = client.predict(**FORM, api_name="/score")
+    assert 0.0 <= probability <= 1.0
+    assert decision.startswith(("FLAG", "pass")) and "threshold" in decision
+    features = [row[0] for row in explanation["data"]]
+    assert "amt" in features and "distance_km" in features
+    contributions = [abs(row[-1]) for row in explanation["data"]]
+    assert contributions == sorted(contributions, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("amount", -5.0, "amount must not be negative"),
+        ("merchant_lat", 123.0, "merchant latitude must be between -90 and 90"),
+        ("cardholder_long", -200.0, "cardholder longitude must be between -180 and 180"),
+        ("date_of_birth", "2999-01-01", "is in the future"),
+        ("category", "casino", "unknown category 'casino'"),
+    ],
+)
+def test_invalid_input_gets_a_clear_error(client: Client, field, value, message) -> None:  # noqa: ANN001
+    with pytest.raises(Exception, match=message) as info:
+        client.predict(**(FORM | {field: value}), api_name="/score")
+    assert "Traceback" not in str(info.value)
+
+
+def test_dashboard_agrees_with_the_warehouse(client: Client, scored_platform) -> None:  # noqa: ANN001
+    scored = scored_rows(scored_platform)
+    assert scored.height > 0
+    kpis, figures, *_plots, table = client.predict("all", "all", 0, 0, api_name="/dashboard")
+    flagged = scored.filter("is_flagged")
+    assert figures["scored"] == scored.height
+    assert figures["flagged"] == flagged.height
+    assert figures["amount_at_risk"] == pytest.approx(float(flagged["amt"].sum()))
+    assert figures["model_version"] == scored["model_version"][-1]
+    assert f"{scored.height:,}" in kpis
+    assert sorted(r[1] for r in table["data"]) == sorted(flagged["trans_num"].to_list())[:200]
+
+
+def test_flagged_filters_by_probability_and_category(client: Client, scored_platform) -> None:  # noqa: ANN001
+    flagged = scored_rows(scored_platform).filter("is_flagged")
+    assert flagged.height > 0
+    cut = float(flagged["fraud_probability"].median())
+    rows = client.predict("all", "all", cut, 0, api_name="/flagged")
+    expected = flagged.filter(pl.col("fraud_probability") >= cut)
+    assert {r["trans_num"] for r in rows} == set(expected["trans_num"])
+    category = flagged["category"][0]
+    rows = client.predict("all", category, 0, 0, api_name="/flagged")
+    assert rows and {r["category"] for r in rows} == {category}
+
+
+def test_feedback_is_stored_once_per_transaction_and_updated(
+    client: Client, scored_platform
+) -> None:  # noqa: ANN001
+    trans_num = scored_rows(scored_platform)["trans_num"][0]
+    client.predict(trans_num, "confirmed fraud", "alice", api_name="/feedback")
+    status = client.predict(trans_num, "not fraud", "bob", api_name="/feedback")
+    assert "not fraud" in status and "bob" in status
+    wh = scored_platform.resources["warehouse"].warehouse()
+    labels = wh.read("analyst_labels", ANALYST_LABELS_SCHEMA, where={"trans_num": [trans_num]})
+    assert labels.height == 1
+    assert labels["is_fraud"][0] == 0 and labels["analyst"][0] == "bob"
+    rows = client.predict("all", "all", 0, 0, api_name="/flagged")
+    shown = {r["trans_num"]: r["analyst_label"] for r in rows}
+    if trans_num in shown:
+        assert shown[trans_num] == "not fraud (bob)"
+
+
+def test_feedback_on_an_unknown_transaction_is_refused(client: Client) -> None:
+    with pytest.raises(Exception, match="No scored transaction"):
+        client.predict("no-such-id", "confirmed fraud", "alice", api_name="/feedback")
+
+
+def test_model_endpoint_describes_the_champion(client: Client, scored_platform) -> None:  # noqa: ANN001
+    uri = scored_platform.resources["mlflow_registry"].tracking_uri
+    champ = registry.get_champion(uri, "fraud_rf")
+    summary, metrics, importances = client.predict(api_name="/model")
+    assert f"version **{champ.version}**" in summary and f"{champ.threshold:.4f}" in summary
+    names = {row[0] for row in metrics["data"]}
+    assert {"average precision (AP)", "ROC-AUC", "precision at threshold"} <= names
+    plotted = {row[0]: row[1] for row in importances["data"]}
+    assert set(plotted) == set(FEATURES) and sum(plotted.values()) == pytest.approx(1.0)
+
+
+def test_manual_score_equals_the_pipeline_score_with_card_history(scored_platform, dataset) -> None:  # noqa: ANN001
+    """The app scores a card's transaction exactly as the scoring asset would."""
+    frame = dataset.canonical.sort("event_time")
+    row = frame.filter(pl.col("cc_num") == frame["cc_num"][0]).row(25, named=True)
+    tx = parse_form(
+        row["amt"],
+        row["category"],
+        row["merch_lat"],
+        row["merch_long"],
+        row["lat"],
+        row["long"],
+        row["dob"],
+        str(row["event_time"]),
+        row["cc_num"],
+        row["gender"],
+        row["city_pop"],
+    )
+    scorer = make_scorer()
+    result = scorer.score(tx)
+    assert result.history_rows == 25
+
+    pipeline, champ = registry.load_champion(scorer.tracking_uri, "fraud_rf")
+    history = frame.filter(
+        pl.col("cc_num") == row["cc_num"], pl.col("trans_num") != row["trans_num"]
+    ).select(INPUT_COLUMNS)
+    batch = tx.to_frame()
+    expected = score_batch(
+        batch, history, pipeline, model_name="m", model_version="v", threshold=champ.threshold
+    )
+    assert result.probability == pytest.approx(expected["fraud_probability"][0], abs=1e-12)
+    assert result.is_flagged == expected["is_flagged"][0]
