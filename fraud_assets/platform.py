@@ -8,6 +8,7 @@ and stops them all on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import shlex
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from fraud_assets import settings
@@ -57,16 +59,42 @@ def wait_http(url: str, seconds: float) -> bool:
     return False
 
 
+MARKER = "FRAUD_PLATFORM_ID"
+
+
+def _marked(marker: str) -> list[int]:
+    """Processes whose environment carries ``FRAUD_PLATFORM_ID=<marker>`` (Linux /proc)."""
+    needle = f"{MARKER}={marker}".encode()
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return [p for p in pids if p != os.getpid()]
+
+
 class Supervisor:
-    """Children in their own process groups, stopped together."""
+    """Children in their own process groups, stopped together.
+
+    Every child's environment carries a marker, so that processes they spawn in sessions of
+    their own (Dagster run workers, for one) are found and stopped too.
+    """
 
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen]] = []
+        self.marker = uuid.uuid4().hex
 
     def start(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
         fh = open(log, "ab")  # noqa: SIM115 - stays open for the child's lifetime
         proc = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            env={**env, MARKER: self.marker},
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.children.append((name, proc))
 
@@ -81,6 +109,21 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Stop what outlived its parent: SIGTERM, a grace period, then SIGKILL."""
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 2.0)):
+            left = _marked(self.marker)
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + grace
+            while left and time.monotonic() < deadline:
+                time.sleep(0.2)
+                left = _marked(self.marker)
+            if not left:
+                return
 
     def dead(self) -> list[str]:
         return [name for name, proc in self.children if proc.poll() is not None]
