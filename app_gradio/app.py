@@ -69,10 +69,10 @@ def _warehouse_error(exc: Exception) -> gr.Error:
     return gr.Error(f"Cannot read the warehouse ({type(exc).__name__}); see the app log.")
 
 
-def flagged_frame(
+def _load_filtered(
     time_range: str, category: str, min_probability: float, min_amount: float
-) -> pd.DataFrame:
-    """The flagged transactions matching the filters, newest first (up to 200)."""
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Scored rows, analyst labels, and the flagged table filtered as asked."""
     wh = config.warehouse()
     try:
         scored, labels = data.load_scored(wh), data.load_labels(wh)
@@ -84,7 +84,14 @@ def flagged_frame(
         )
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
-    return table.to_pandas()
+    return scored, labels, table
+
+
+def flagged_frame(
+    time_range: str, category: str, min_probability: float, min_amount: float
+) -> pd.DataFrame:
+    """The flagged transactions matching the filters, newest first (up to 200)."""
+    return _load_filtered(time_range, category, min_probability, min_amount)[2].to_pandas()
 
 
 def flagged_records(
@@ -104,17 +111,7 @@ def dashboard(
     min_amount: float = 0.0,
 ) -> tuple[Any, ...]:
     """Headline cards and figures, trend, breakdowns by category and hour, flagged list."""
-    wh = config.warehouse()
-    try:
-        scored, labels = data.load_scored(wh), data.load_labels(wh)
-    except Exception as exc:
-        raise _warehouse_error(exc) from exc
-    try:
-        table = data.flagged_table(
-            scored, labels, time_range, category, min_probability or 0.0, min_amount or 0.0
-        )
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+    scored, labels, table = _load_filtered(time_range, category, min_probability, min_amount)
     summary = data.summarize(scored)
     figures = summary.as_dict() | {"analyst_labels": labels.height}
     return (

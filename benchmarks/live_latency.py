@@ -10,10 +10,8 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,34 +20,12 @@ from pathlib import Path
 import dagster as dg
 import requests
 
+from benchmarks.harness import ROOT, start, start_platform, stop
 from benchmarks.machine import print_machine
 from fraud_assets.platform import ensure_demo_data, wait_http
 from fraud_assets_tests.servers import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 TICK = 5
-
-
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        cmd,
-        env=env,
-        cwd=ROOT,
-        stdout=open(log, "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _served(api: str) -> dict[str, float]:
@@ -74,7 +50,7 @@ def empty_floor(root: Path, test_csv: Path, want: int, rows_per_call: int) -> di
     api = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "DAGSTER_HOME": str(home), "TRANSACTIONS_API_URL": api}
     py = sys.executable
-    standin = _start(
+    standin = start(
         [
             py,
             "-m",
@@ -90,7 +66,7 @@ def empty_floor(root: Path, test_csv: Path, want: int, rows_per_call: int) -> di
         root / "standin.log",
     )
     web_port = free_port()
-    dagster = _start(
+    dagster = start(
         [
             py,
             "-m",
@@ -125,36 +101,14 @@ def empty_floor(root: Path, test_csv: Path, want: int, rows_per_call: int) -> di
                 for tn in r.dagster_run.tags["bench/trans_nums"].split(",")
             ]
     finally:
-        _stop(dagster, standin)
+        stop(dagster, standin)
     return _quantiles(latencies)
 
 
 def platform_latency(root: Path, want: int, rows_per_call: int) -> dict[str, float]:
-    root.mkdir(parents=True, exist_ok=True)
     api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
-    env = {
-        **os.environ,
-        "FRAUD_DATA_DIR": str(root),
-        "FRAUD_POLL_INTERVAL_SECONDS": str(TICK),
-        "FRAUD_API_MIN_INTERVAL_SECONDS": "0",
-    }
-    proc = _start(
-        [
-            sys.executable,
-            "-m",
-            "fraud_assets.platform",
-            "--no-app",
-            "--api-port",
-            str(api_port),
-            "--dagster-port",
-            str(free_port()),
-            "--standin-args",
-            f"--rows-per-call {rows_per_call}",
-        ],
-        env,
-        root / "platform.log",
-    )
+    proc = start_platform(root, api_port, free_port(), f"--rows-per-call {rows_per_call}", TICK)
     db = root / "warehouse.db"
     seen: dict[str, float] = {}
     ready = None
@@ -180,7 +134,7 @@ def platform_latency(root: Path, want: int, rows_per_call: int) -> dict[str, flo
             time.sleep(0.25)
         served = _served(api)
     finally:
-        _stop(proc)
+        stop(proc)
     if ready is None:
         raise RuntimeError(f"no scored row; see {root / 'platform.log'}")
     return _quantiles([seen[tn] - at for tn, at in served.items() if at > ready + 1 and tn in seen])

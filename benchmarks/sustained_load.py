@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-from benchmarks.live_latency import _start, _stop
+from benchmarks.harness import start_platform, stop
 from benchmarks.machine import print_machine
 from fraud_assets_tests.servers import free_port
 
@@ -46,28 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
         root = Path(tmp)
         api_port = free_port()
         api = f"http://127.0.0.1:{api_port}"
-        env = {
-            **os.environ,
-            "FRAUD_DATA_DIR": str(root),
-            "FRAUD_POLL_INTERVAL_SECONDS": "5",
-            "FRAUD_API_MIN_INTERVAL_SECONDS": "0",
-        }
-        proc = _start(
-            [
-                sys.executable,
-                "-m",
-                "fraud_assets.platform",
-                "--no-app",
-                "--api-port",
-                str(api_port),
-                "--dagster-port",
-                str(free_port()),
-                "--standin-args",
-                f"--rate {args.rate}",
-            ],
-            env,
-            root / "platform.log",
-        )
+        proc = start_platform(root, api_port, free_port(), f"--rate {args.rate}")
         db = root / "warehouse.db"
         try:
             # The stand-in serves from its start; the load window opens once scoring works.
@@ -94,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
             drain_s = time.monotonic() - drain_started
             rows, distinct, scored_ids = _scored(db)
         finally:
-            _stop(proc)
+            stop(proc)
     figures = {
         "rate_per_s": args.rate,
         "minutes": args.minutes,

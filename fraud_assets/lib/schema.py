@@ -21,33 +21,6 @@ CATEGORIES: tuple[str, ...] = (
     "travel",
 )
 
-#: Header of fraudTrain.csv / fraudTest.csv; the first column is an unnamed row index.
-TRAINING_CSV_COLUMNS: tuple[str, ...] = (
-    "",
-    "trans_date_trans_time",
-    "cc_num",
-    "merchant",
-    "category",
-    "amt",
-    "first",
-    "last",
-    "gender",
-    "street",
-    "city",
-    "state",
-    "zip",
-    "lat",
-    "long",
-    "city_pop",
-    "job",
-    "dob",
-    "trans_num",
-    "unix_time",
-    "merch_lat",
-    "merch_long",
-    "is_fraud",
-)
-
 #: Columns of one API row, in the order the API sends them.
 API_COLUMNS: tuple[str, ...] = (
     "cc_num",
@@ -99,7 +72,8 @@ TRANSACTION_SCHEMA: dict[str, pl.DataType] = {
     "is_fraud": pl.Int8(),
 }
 
-#: Dtypes used when reading the training CSV, so nothing is guessed (cc_num above all).
+#: The training CSV's columns, in file order, with the dtypes used to read them, so nothing is
+#: guessed (cc_num above all). The first column is an unnamed row index.
 TRAINING_CSV_DTYPES: dict[str, pl.DataType] = {
     "": pl.Int64(),
     "trans_date_trans_time": pl.String(),
@@ -125,6 +99,9 @@ TRAINING_CSV_DTYPES: dict[str, pl.DataType] = {
     "merch_long": pl.Float64(),
     "is_fraud": pl.Int8(),
 }
+
+#: Header of fraudTrain.csv / fraudTest.csv.
+TRAINING_CSV_COLUMNS: tuple[str, ...] = tuple(TRAINING_CSV_DTYPES)
 
 
 class SchemaError(ValueError):
