@@ -107,3 +107,14 @@ def test_choose_candidate_prefers_higher_validation_ap_and_names_both() -> None:
     assert best == "hgb_model"
     assert "hgb_model version 5" in why and "rf_model version 4 (AP 0.9500)" in why
     assert choose_candidate({"rf_model": ("4", 0.95)})[0] == "rf_model"
+
+
+def test_trained_forest_scores_the_same_rows_identically(dataset) -> None:
+    """Parallel tree-vote sums are order-dependent; the served forest predicts on one thread."""
+    from fraud_assets.lib.model import predict_proba
+
+    result = train(dataset.canonical, TrainParams(n_estimators=30, n_jobs=2))
+    assert result.pipeline.named_steps["model"].n_jobs == 1
+    valid = result.validation_features
+    first = predict_proba(result.pipeline, valid)
+    assert all(np.array_equal(first, predict_proba(result.pipeline, valid)) for _ in range(5))

@@ -239,6 +239,10 @@ def train(transactions: pl.DataFrame, params: TrainParams = TrainParams()) -> Tr
     started = time.perf_counter()
     pipeline.fit(feature_matrix(fit_part), fit_part["is_fraud"].to_numpy())
     fit_seconds = time.perf_counter() - started
+    if params.model == "rf":
+        # Serve on one thread: a parallel sum of tree votes is order-dependent in the last bits
+        # (the same rows could score differently), and live batches are too small to gain.
+        pipeline.set_params(model__n_jobs=1)
     proba = predict_proba(pipeline, valid_part)
     y, amt = valid_part["is_fraud"].to_numpy(), valid_part["amt"].to_numpy()
     threshold, _ = cost_threshold(y, proba, amt, params.review_cost)
