@@ -34,11 +34,8 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP) ## Run the benchmarks (BENCH="name ..." picks some; see benchmarks/)
+bench: $(STAMP) ## Run the benchmarks (BENCH="app model_quality ..." picks some; see benchmarks/)
 	$(BIN)/python -m benchmarks $(BENCH)
-
-bench-app: $(STAMP) ## Benchmark manual-score latency through gradio_client (self-contained)
-	$(BIN)/python -m app_gradio.bench
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11

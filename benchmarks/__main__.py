@@ -1,15 +1,25 @@
-"""`python -m benchmarks [NAME ...]`: run benchmarks in turn (all by default)."""
+"""`python -m benchmarks [NAME ...]` (`make bench`): run benchmarks in turn (all by default).
+
+Each is also a module with its own ``--help``, e.g. ``python -m benchmarks.model_quality``.
+"""
 
 import importlib
 import sys
 
-ALL = ["warehouse_write", "scoring_throughput", "live_latency", "sustained_load"]
+BENCHMARKS = {
+    "warehouse_write": "benchmarks.warehouse_write",
+    "scoring_throughput": "benchmarks.scoring_throughput",
+    "live_latency": "benchmarks.live_latency",
+    "sustained_load": "benchmarks.sustained_load",
+    "model_quality": "benchmarks.model_quality",
+    "app": "app_gradio.bench",
+}
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or ALL
-    unknown = sorted(set(names) - set(ALL))
+    names = sys.argv[1:] or list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
-        sys.exit(f"unknown benchmark(s) {unknown}; choose from {ALL}")
+        sys.exit(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
     for name in names:
         print(f"\n=== {name} ===", flush=True)
-        importlib.import_module(f"benchmarks.{name}").main([])
+        importlib.import_module(BENCHMARKS[name]).main([])

@@ -7,7 +7,7 @@ from dagster_aws.s3 import S3Resource
 
 from fraud_assets import settings
 from fraud_assets.defs.io_managers import ParquetIOManager, WarehouseIOManager
-from fraud_assets.defs.jobs import scoring_job, training_job
+from fraud_assets.defs.jobs import challenger_job, scoring_job, training_job
 from fraud_assets.defs.resources import (
     MlflowResource,
     ObjectStoreResource,
@@ -17,7 +17,12 @@ from fraud_assets.defs.resources import (
 )
 from fraud_assets.defs.scoring.assets import live_transactions, scored_transactions
 from fraud_assets.defs.scoring.sensors import transactions_sensor
-from fraud_assets.defs.training.assets import champion_model, raw_training_data, rf_model
+from fraud_assets.defs.training.assets import (
+    champion_model,
+    hgb_model,
+    raw_training_data,
+    rf_model,
+)
 from fraud_assets.defs.training.sensors import run_failure_reporter, training_bootstrap_sensor
 
 
@@ -64,8 +69,15 @@ def build_resources() -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=[raw_training_data, rf_model, champion_model, live_transactions, scored_transactions],
-    jobs=[training_job, scoring_job],
+    assets=[
+        raw_training_data,
+        rf_model,
+        hgb_model,
+        champion_model,
+        live_transactions,
+        scored_transactions,
+    ],
+    jobs=[training_job, challenger_job, scoring_job],
     sensors=[transactions_sensor, training_bootstrap_sensor, run_failure_reporter],
     resources=build_resources(),
 )

@@ -57,6 +57,36 @@ def test_history_counts_only_strictly_earlier_transactions() -> None:
     assert f["amt_vs_card_mean"][3] == pytest.approx(40 / 20)
 
 
+def test_night_and_amount_history_use_only_earlier_transactions() -> None:
+    rows = _card_rows(
+        [
+            "2020-01-01 12:00:00",  # day
+            "2020-01-01 23:00:00",  # night
+            "2020-01-02 01:00:00",  # night
+            "2020-01-02 01:00:00",  # night, a same-time twin
+            "2020-01-03 02:00:00",  # night, more than 24 h after the first night row
+        ],
+        [10, 100, 30, 50, 20],
+        ["home", "shopping_net", "home", "home", "home"],
+    )
+    f = compute_features(rows)
+    # The twin does not see its twin; the last row's 24 h window starts after 01:00.
+    assert f["night_count_24h"].to_list() == [0, 0, 1, 1, 0]
+    assert f["night_amt_sum_24h"].to_list() == [0, 0, 100, 100, 0]
+    assert f["night_count_7d"].to_list() == [0, 0, 1, 1, 3]
+    assert f["amt_max_24h"].to_list() == [0, 10, 100, 100, 0]
+    assert f["prev_amt"].to_list() == [0, 10, 100, 30, 50]
+    assert f["prev_hour"].to_list() == [-1, 12, 23, 1, 1]
+    assert f["amt_vs_card_max"].to_list() == pytest.approx([1.0, 10.0, 0.3, 0.5, 0.2])
+    assert f["card_night_share"].to_list() == pytest.approx([0, 0, 0.5, 2 / 3, 3 / 4])
+    # Per (card, category): the second home purchase is 30 against an earlier mean of 10.
+    assert f["amt_vs_card_category_mean"].to_list() == pytest.approx([1, 1, 3, 2.5, 20 / 30])
+    assert f["amt_zscore"][0] == 0.0 and f["amt_zscore"][1] == 0.0
+    assert f["amt_zscore"][2] == pytest.approx((30 - 55) / 45)  # mean 55, std 45 of 10, 100
+    assert f["is_home"].to_list() == [1, 0, 1, 1, 1]
+    assert f["is_shopping_net"].to_list() == [0, 1, 0, 0, 0]
+
+
 def test_row_features_are_computed_from_event_time_and_coordinates() -> None:
     f = compute_features(
         _card_rows(["2020-06-14 23:30:00", "2020-06-15 08:00:00"], [5, 5], ["home", "shopping_net"])

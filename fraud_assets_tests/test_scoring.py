@@ -11,6 +11,7 @@ import requests
 from fraud_assets.definitions import defs
 from fraud_assets.defs.scoring.sensors import transactions_sensor
 from fraud_assets.lib import registry
+from fraud_assets.lib.features import FEATURE_SET_VERSION
 from fraud_assets.lib.landing import LANDING_PREFIX, QUARANTINE_PREFIX
 from fraud_assets.lib.schema import (
     LIVE_TRANSACTIONS_SCHEMA,
@@ -97,7 +98,7 @@ def test_scored_rows_carry_the_decision_and_its_provenance(trained, dataset) -> 
     champ = registry.get_champion(trained.resources["mlflow_registry"].tracking_uri, "fraud_rf")
     assert set(scored["model_version"]) <= {champ.version}
     assert (scored["is_flagged"] == (scored["fraud_probability"] >= scored["threshold"])).all()
-    assert set(scored["feature_set_version"]) == {"v1"}
+    assert set(scored["feature_set_version"]) == {FEATURE_SET_VERSION}
     assert scored["scored_at"].null_count() == 0
     labels = dataset.canonical.select("trans_num", truth="is_fraud")
     joined = scored.join(labels, on="trans_num")

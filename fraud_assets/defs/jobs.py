@@ -10,6 +10,13 @@ training_job = dg.define_asset_job(
     description="Fetch the training data, train and register a model, promote it if it passes.",
 )
 
+challenger_job = dg.define_asset_job(
+    "challenger_job",
+    selection=dg.AssetSelection.assets("hgb_model", "champion_model"),
+    description="Train the HistGradientBoosting challenger on the stored training data; it "
+    "becomes champion only if it passes the same gate as rf_model.",
+)
+
 # In-process: one process per run saves ~2 s a step, which matters for micro-batch latency.
 scoring_job = dg.define_asset_job(
     "scoring_job",

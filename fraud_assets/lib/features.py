@@ -11,7 +11,7 @@ import polars as pl
 
 from fraud_assets.lib.schema import CATEGORIES
 
-FEATURE_SET_VERSION = "v1"
+FEATURE_SET_VERSION = "v2"
 
 #: Columns the feature code reads; everything else (labels, names, ids) never reaches a model.
 INPUT_COLUMNS: tuple[str, ...] = (
@@ -39,6 +39,8 @@ ROW_FEATURES: tuple[str, ...] = (
     "gender_male",
     "log_city_pop",
     "distance_km",
+    # One indicator per category: a forest splits on these far better than on an ordinal code.
+    *(f"is_{c}" for c in CATEGORIES),
 )
 HISTORY_WINDOWS: dict[str, str] = {"1h": "1h", "24h": "24h", "7d": "7d"}
 HISTORY_FEATURES: tuple[str, ...] = (
@@ -47,12 +49,26 @@ HISTORY_FEATURES: tuple[str, ...] = (
     "secs_since_prev",
     "is_new_category",
     "card_tx_number",
+    "amt_vs_card_max",
+    "amt_zscore",
+    "amt_vs_card_category_mean",
+    "amt_sum_24h_vs_daily",
+    "count_24h_vs_daily",
+    "card_night_share",
+    "night_count_24h",
+    "night_amt_sum_24h",
+    "night_count_7d",
+    "amt_max_24h",
+    "prev_amt",
+    "prev_hour",
 )
 FEATURES: tuple[str, ...] = (*ROW_FEATURES, *HISTORY_FEATURES)
 
 #: Stand-in for "no previous transaction": 30 days, in seconds.
 NO_PREVIOUS_SECS = 30 * 86400.0
 _EARTH_RADIUS_KM = 6371.0
+#: Night hours, where most card fraud happens: 22:00 to 03:59.
+NIGHT_START, NIGHT_END = 22, 4
 
 
 def _haversine_km() -> pl.Expr:
@@ -79,49 +95,92 @@ def row_features() -> list[pl.Expr]:
         (pl.col("gender") == "M").cast(pl.Int8).alias("gender_male"),
         pl.col("city_pop").cast(pl.Float64).log1p().alias("log_city_pop"),
         _haversine_km().alias("distance_km"),
+        *((pl.col("category") == c).cast(pl.Int8).alias(f"is_{c}") for c in CATEGORIES),
     ]
+
+
+def _past_sum(value: pl.Expr, period: str) -> pl.Expr:
+    """Sum of ``value`` over the card's rows in ``[t - period, t)``: strictly earlier only.
+
+    closed="left" leaves out the row itself and its same-time twins.
+    """
+    return value.rolling_sum_by("event_time", period, closed="left").over("cc_num").fill_null(0.0)
 
 
 def history_features() -> list[pl.Expr]:
     """Expressions for per-card features over strictly earlier transactions.
 
-    They expect the frame sorted by ``cc_num``, ``event_time`` and ``trans_num``.
+    They expect the frame sorted by ``cc_num``, ``event_time`` and ``trans_num``; ties in time
+    are ordered by ``trans_num`` for the running (cumulative) features.
     """
     card = "cc_num"
-    exprs: list[pl.Expr] = []
+    amt = pl.col("amt").cast(pl.Float64)
     one = pl.col("event_time").is_not_null().cast(pl.Float64)
-    for name, period in HISTORY_WINDOWS.items():
-        # closed="left": the window [t - period, t) leaves out the row itself and its twins.
-        exprs.append(
-            one.rolling_sum_by("event_time", period, closed="left")
-            .over(card)
-            .fill_null(0.0)
-            .alias(f"count_{name}")
-        )
-        exprs.append(
-            pl.col("amt")
-            .rolling_sum_by("event_time", period, closed="left")
-            .over(card)
-            .fill_null(0.0)
-            .alias(f"amt_sum_{name}")
-        )
+    hour = pl.col("event_time").dt.hour()
+    night = ((hour >= NIGHT_START) | (hour < NIGHT_END)).cast(pl.Float64)
+
+    def prior(value: pl.Expr, over: str | list[str] = card) -> pl.Expr:
+        """Running total of ``value`` over the card's earlier rows."""
+        return (value.cum_sum() - value).over(over)
+
     prior_n = pl.int_range(pl.len()).over(card)
-    prior_sum = (pl.col("amt").cum_sum() - pl.col("amt")).over(card)
-    prior_mean = prior_sum / prior_n
+    prior_mean = prior(amt) / prior_n
+    prior_std = (prior(amt.pow(2)) / prior_n - prior_mean.pow(2)).clip(lower_bound=0.0).sqrt()
+    prior_max = amt.cum_max().shift(1).over(card)
+    cat_n = pl.int_range(pl.len()).over([card, "category"])
+    cat_mean = prior(amt, [card, "category"]) / cat_n
+    since_first = pl.col("event_time") - pl.col("event_time").first().over(card)
+    days_seen = (since_first.dt.total_seconds() / 86400.0).clip(lower_bound=1.0)
     gap = (pl.col("event_time") - pl.col("event_time").shift(1)).over(card).dt.total_milliseconds()
+    has_prior = prior_n > 0
+
+    exprs: list[pl.Expr] = []
+    for name, period in HISTORY_WINDOWS.items():
+        exprs += [
+            _past_sum(one, period).alias(f"count_{name}"),
+            _past_sum(amt, period).alias(f"amt_sum_{name}"),
+        ]
     exprs += [
-        pl.when(prior_n > 0)
-        .then(pl.col("amt") / prior_mean.clip(lower_bound=1.0))
+        pl.when(has_prior)
+        .then(amt / prior_mean.clip(lower_bound=1.0))
         .otherwise(1.0)
         .alias("amt_vs_card_mean"),
         (gap / 1000.0)
         .fill_null(NO_PREVIOUS_SECS)
         .clip(upper_bound=NO_PREVIOUS_SECS)
         .alias("secs_since_prev"),
-        (pl.int_range(pl.len()).over([card, "category"]) == 0)
-        .cast(pl.Int8)
-        .alias("is_new_category"),
+        (cat_n == 0).cast(pl.Int8).alias("is_new_category"),
         prior_n.cast(pl.Int64).alias("card_tx_number"),
+        pl.when(has_prior)
+        .then(amt / prior_max.clip(lower_bound=1.0))
+        .otherwise(1.0)
+        .alias("amt_vs_card_max"),
+        pl.when(prior_n > 1)
+        .then((amt - prior_mean) / prior_std.clip(lower_bound=1.0))
+        .otherwise(0.0)
+        .alias("amt_zscore"),
+        pl.when(cat_n > 0)
+        .then(amt / cat_mean.clip(lower_bound=1.0))
+        .otherwise(1.0)
+        .alias("amt_vs_card_category_mean"),
+        pl.when(has_prior)
+        .then(_past_sum(amt, "24h") / (prior(amt) / days_seen).clip(lower_bound=1.0))
+        .otherwise(0.0)
+        .alias("amt_sum_24h_vs_daily"),
+        pl.when(has_prior)
+        .then(_past_sum(one, "24h") / (prior_n / days_seen).clip(lower_bound=0.1))
+        .otherwise(0.0)
+        .alias("count_24h_vs_daily"),
+        pl.when(has_prior).then(prior(night) / prior_n).otherwise(0.0).alias("card_night_share"),
+        _past_sum(night, "24h").alias("night_count_24h"),
+        _past_sum(night * amt, "24h").alias("night_amt_sum_24h"),
+        _past_sum(night, "7d").alias("night_count_7d"),
+        amt.rolling_max_by("event_time", "24h", closed="left")
+        .over(card)
+        .fill_null(0.0)
+        .alias("amt_max_24h"),
+        amt.shift(1).over(card).fill_null(0.0).alias("prev_amt"),
+        hour.shift(1).over(card).fill_null(-1).cast(pl.Int32).alias("prev_hour"),
     ]
     return exprs
 

@@ -18,21 +18,53 @@ from fraud_assets.lib.features import FEATURES, compute_features, feature_matrix
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Hyperparameters and business settings; the Dagster config mirrors these fields."""
+    """Hyperparameters and business settings: the one home of their defaults.
+
+    The Dagster configs and ``python -m fraud_assets.evaluate`` take their defaults from here
+    (see ``default_params``). The defaults were chosen on the validation window inside the
+    training data, never on a test file.
+    """
 
     model: str = "rf"
-    n_estimators: int = 100
-    max_depth: int = 16
-    min_samples_leaf: int = 3
-    max_features: float = 0.5
-    max_samples: float = 0.5
-    # Imbalance: trees see every fraud, with each class weighted to equal total weight per tree.
-    class_weight: str | None = "balanced_subsample"
+    # RandomForest. Bounded in depth and features per split so it trains fast and stays small.
+    n_estimators: int = 150
+    max_depth: int | None = 20
+    min_samples_leaf: int = 2
+    max_features: float = 0.25
+    max_samples: float | None = None
+    criterion: str = "entropy"
+    # HistGradientBoosting (the challenger).
+    max_iter: int = 300
+    learning_rate: float = 0.08
+    max_leaf_nodes: int = 31
+    l2_regularization: float = 1.0
+    # Class imbalance: every fraud is kept and only this share of legitimate training rows is
+    # drawn (once, seeded). Fraud rises from ~0.6% to ~3% of the rows a tree sees, and training
+    # is ~5x cheaper. No class re-weighting: "balanced" weights cost AP on the validation
+    # window. The cost-based threshold, chosen on the untouched validation window, makes the
+    # decision, so the shifted probabilities do no harm.
+    legit_sample_rate: float = 0.2
+    class_weight: str | None = None
     validation_fraction: float = 0.2
     review_cost: float = 5.0
     cards_per_day_k: int = 100
     n_jobs: int = -1
     random_state: int = 7
+
+
+#: Per-model default overrides; everything else comes from ``TrainParams``. Boosting keeps every
+#: legitimate row and weights the classes equally instead (best AP on the validation window).
+MODEL_DEFAULTS: dict[str, dict[str, object]] = {
+    "rf": {},
+    "hgb": {"legit_sample_rate": 1.0, "class_weight": "balanced"},
+}
+
+
+def default_params(model: str = "rf", **overrides: object) -> TrainParams:
+    """The default parameters for ``model`` ('rf' or 'hgb'), with ``overrides`` applied."""
+    if model not in MODEL_DEFAULTS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODEL_DEFAULTS)}")
+    return TrainParams(model=model, **{**MODEL_DEFAULTS[model], **overrides})
 
 
 @dataclass
@@ -64,6 +96,7 @@ class TrainResult:
     threshold: float
     validation: Evaluation
     train_rows: int
+    fit_rows: int
     validation_start: dt.datetime
     fit_seconds: float
     validation_features: pl.DataFrame = field(default_factory=pl.DataFrame)
@@ -80,17 +113,21 @@ def build_pipeline(params: TrainParams) -> Pipeline:
             min_samples_leaf=params.min_samples_leaf,
             max_features=params.max_features,
             max_samples=params.max_samples,
+            criterion=params.criterion,
             class_weight=params.class_weight,
             n_jobs=params.n_jobs,
             random_state=params.random_state,
         )
     elif params.model == "hgb":
         clf = HistGradientBoostingClassifier(
-            max_iter=300,
-            learning_rate=0.08,
-            max_leaf_nodes=31,
-            l2_regularization=1.0,
+            max_iter=params.max_iter,
+            learning_rate=params.learning_rate,
+            max_leaf_nodes=params.max_leaf_nodes,
+            l2_regularization=params.l2_regularization,
             categorical_features=[FEATURES.index("category_code")],
+            class_weight=params.class_weight,
+            # No early stopping: it would hold out a random split of the training window.
+            early_stopping=False,
             random_state=params.random_state,
         )
     else:
@@ -106,6 +143,16 @@ def time_split(
         raise ValueError("validation_fraction must be between 0 and 1")
     cut = frame["event_time"].sort().quantile(1 - validation_fraction, "lower")
     return frame.filter(pl.col("event_time") < cut), frame.filter(pl.col("event_time") >= cut)
+
+
+def sample_legit(frame: pl.DataFrame, rate: float, seed: int) -> pl.DataFrame:
+    """Every fraud row and a seeded random ``rate`` share of the legitimate rows, in order."""
+    if not 0 < rate <= 1:
+        raise ValueError("legit_sample_rate must be in (0, 1]")
+    if rate == 1:
+        return frame
+    draw = np.random.default_rng(seed).random(frame.height) < rate
+    return frame.filter((pl.col("is_fraud") == 1) | pl.Series(draw))
 
 
 def cost_threshold(y: np.ndarray, proba: np.ndarray, amt: np.ndarray, review_cost: float):
@@ -187,10 +234,15 @@ def train(transactions: pl.DataFrame, params: TrainParams = TrainParams()) -> Tr
     train_part, valid_part = time_split(feats, params.validation_fraction)
     if train_part["is_fraud"].sum() == 0 or valid_part["is_fraud"].sum() == 0:
         raise ValueError("both the training and validation windows need at least one fraud")
+    fit_part = sample_legit(train_part, params.legit_sample_rate, params.random_state)
     pipeline = build_pipeline(params)
     started = time.perf_counter()
-    pipeline.fit(feature_matrix(train_part), train_part["is_fraud"].to_numpy())
+    pipeline.fit(feature_matrix(fit_part), fit_part["is_fraud"].to_numpy())
     fit_seconds = time.perf_counter() - started
+    if params.model == "rf":
+        # Serve on one thread: a parallel sum of tree votes is order-dependent in the last bits
+        # (the same rows could score differently), and live batches are too small to gain.
+        pipeline.set_params(model__n_jobs=1)
     proba = predict_proba(pipeline, valid_part)
     y, amt = valid_part["is_fraud"].to_numpy(), valid_part["amt"].to_numpy()
     threshold, _ = cost_threshold(y, proba, amt, params.review_cost)
@@ -208,6 +260,7 @@ def train(transactions: pl.DataFrame, params: TrainParams = TrainParams()) -> Tr
         threshold=threshold,
         validation=validation,
         train_rows=train_part.height,
+        fit_rows=fit_part.height,
         validation_start=valid_part["event_time"].min(),
         fit_seconds=fit_seconds,
         validation_features=valid_part,

@@ -77,6 +77,7 @@ def log_and_register(
             {
                 "feature_set_version": FEATURE_SET_VERSION,
                 "train_rows": result.train_rows,
+                "fit_rows": result.fit_rows,
                 "validation_start": str(result.validation_start),
             }
         )
@@ -96,6 +97,7 @@ def log_and_register(
     client = _client(tracking_uri)
     for key, value in {
         "threshold": result.threshold,
+        "model_kind": result.params.model,
         "feature_set_version": FEATURE_SET_VERSION,
         "val_ap": result.validation.ap,
     }.items():
