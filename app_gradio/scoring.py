@@ -23,7 +23,13 @@ import numpy as np
 import polars as pl
 
 from fraud_assets.lib import registry
-from fraud_assets.lib.features import FEATURES, INPUT_COLUMNS, feature_matrix, features_with_history
+from fraud_assets.lib.features import (
+    FEATURE_LABELS,
+    FEATURES,
+    INPUT_COLUMNS,
+    feature_matrix,
+    features_with_history,
+)
 from fraud_assets.lib.schema import CATEGORIES, LIVE_TRANSACTIONS_SCHEMA, TRANSACTION_SCHEMA
 from fraud_assets.lib.storage import ObjectStore
 from fraud_assets.lib.warehouse import Warehouse
@@ -33,28 +39,6 @@ log = logging.getLogger(__name__)
 #: Card id used when the form has no card number: such a row has no history.
 NO_CARD = "no-card"
 GENDERS = {"": None, "F": "F", "M": "M"}
-
-FEATURE_LABELS: dict[str, str] = {
-    "amt": "amount",
-    "log_amt": "amount (log)",
-    "category_code": "category",
-    "hour": "hour of day (UTC)",
-    "day_of_week": "day of week",
-    "age_years": "cardholder age",
-    "gender_male": "gender",
-    "log_city_pop": "city population (log)",
-    "distance_km": "cardholder-merchant distance (km)",
-    "count_1h": "card transactions, previous hour",
-    "amt_sum_1h": "card spend, previous hour",
-    "count_24h": "card transactions, previous 24 h",
-    "amt_sum_24h": "card spend, previous 24 h",
-    "count_7d": "card transactions, previous 7 days",
-    "amt_sum_7d": "card spend, previous 7 days",
-    "amt_vs_card_mean": "amount / card's mean amount",
-    "secs_since_prev": "seconds since card's previous transaction",
-    "is_new_category": "first time in this category",
-    "card_tx_number": "card's earlier transactions",
-}
 
 
 class InvalidTransaction(ValueError):
@@ -343,7 +327,7 @@ class Scorer:
             pl.DataFrame(
                 {
                     "feature": list(FEATURES),
-                    "meaning": [FEATURE_LABELS.get(f, f) for f in FEATURES],
+                    "meaning": [FEATURE_LABELS[f] for f in FEATURES],
                     "value": x[0],
                     "reference": loaded.reference,
                     "contribution": contrib,

@@ -152,3 +152,9 @@ def test_labels_and_identifiers_never_become_features(dataset) -> None:
     assert (
         compute_features(data).select(FEATURES).equals(compute_features(scrambled).select(FEATURES))
     )
+
+
+def test_every_feature_has_a_human_label() -> None:
+    from fraud_assets.lib.features import FEATURE_LABELS
+
+    assert set(FEATURE_LABELS) == set(FEATURES)

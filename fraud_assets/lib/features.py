@@ -217,3 +217,40 @@ def features_with_history(batch: pl.DataFrame, history: pl.DataFrame) -> pl.Data
 def feature_matrix(features: pl.DataFrame):  # noqa: ANN201 - numpy array
     """The model input: feature columns only, as float64 numpy, in ``FEATURES`` order."""
     return features.select(pl.col(FEATURES).cast(pl.Float64)).to_numpy()
+
+
+#: What each feature means, for people (the web app's explanation, docs).
+FEATURE_LABELS: dict[str, str] = {
+    "amt": "amount",
+    "log_amt": "amount (log)",
+    "category_code": "category",
+    "hour": "hour of day (UTC)",
+    "day_of_week": "day of week",
+    "age_years": "cardholder age",
+    "gender_male": "gender",
+    "log_city_pop": "city population (log)",
+    "distance_km": "cardholder-merchant distance (km)",
+    **{f"is_{c}": f"category is {c}" for c in CATEGORIES},
+    "count_1h": "card transactions, previous hour",
+    "amt_sum_1h": "card spend, previous hour",
+    "count_24h": "card transactions, previous 24 h",
+    "amt_sum_24h": "card spend, previous 24 h",
+    "count_7d": "card transactions, previous 7 days",
+    "amt_sum_7d": "card spend, previous 7 days",
+    "amt_vs_card_mean": "amount / card's mean amount",
+    "secs_since_prev": "seconds since card's previous transaction",
+    "is_new_category": "first time in this category",
+    "card_tx_number": "card's earlier transactions",
+    "amt_vs_card_max": "amount / card's largest earlier amount",
+    "amt_zscore": "amount z-score against the card's history",
+    "amt_vs_card_category_mean": "amount / card's mean in this category",
+    "amt_sum_24h_vs_daily": "24 h spend / card's usual daily spend",
+    "count_24h_vs_daily": "24 h transactions / card's usual daily count",
+    "card_night_share": "card's share of night-time transactions",
+    "night_count_24h": "night-time transactions, previous 24 h",
+    "night_amt_sum_24h": "night-time spend, previous 24 h",
+    "night_count_7d": "night-time transactions, previous 7 days",
+    "amt_max_24h": "largest amount, previous 24 h",
+    "prev_amt": "card's previous amount",
+    "prev_hour": "hour of card's previous transaction",
+}
