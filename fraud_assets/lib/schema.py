@@ -178,12 +178,10 @@ LIVE_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
 #: Warehouse table of scored rows. ``label_is_fraud`` is the API's delayed label, kept for
 #: monitoring only; it is never a model input.
 SCORED_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
-    "trans_num": pl.String(),
-    "event_time": pl.Datetime("ms"),
-    "cc_num": pl.String(),
-    "merchant": pl.String(),
-    "category": pl.String(),
-    "amt": pl.Float64(),
+    **{
+        c: TRANSACTION_SCHEMA[c]
+        for c in ("trans_num", "event_time", "cc_num", "merchant", "category", "amt")
+    },
     "fraud_probability": pl.Float64(),
     "is_flagged": pl.Boolean(),
     "threshold": pl.Float64(),
