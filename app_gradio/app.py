@@ -18,10 +18,10 @@ import polars as pl
 from app_gradio import config, data
 from app_gradio.model_info import model_card
 from app_gradio.scoring import InvalidTransaction, Scorer, parse_form
-from fraud_assets import settings
 from fraud_assets.lib.feedback import record_label
 from fraud_assets.lib.registry import NoChampionError
 from fraud_assets.lib.schema import CATEGORIES, SCORED_TRANSACTIONS_SCHEMA
+from fraud_assets.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +125,13 @@ def dashboard(
 
 
 def make_scorer() -> Scorer:
+    settings = load_settings()
     return Scorer(
-        settings.mlflow_tracking_uri(),
-        settings.model_name(),
+        settings.mlflow_tracking_uri,
+        settings.model_name,
         config.warehouse,
-        config.object_store,
-        config.TRAINING_DATA_KEY,
+        settings.feed_semantics,
+        settings.model_cache_dir,
     )
 
 
@@ -151,8 +152,8 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
         gender: str = "",
         city_population: str = "",
     ) -> tuple[float, str, pd.DataFrame]:
-        """Fraud probability, decision at the production threshold, and per-feature
-        contributions (probability change when the feature takes its training median).
+        """Calibrated fraud probability, the expected-cost decision, and what moved the score:
+        TreeSHAP contributions to the model's raw score, summed by feature family.
         Times are UTC (``YYYY-MM-DD HH:MM:SS``); dates ``YYYY-MM-DD``. The card number is
         optional and only used to look up the card's history."""
         try:
@@ -212,14 +213,14 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
             empty = pl.DataFrame(schema={"metric": pl.String, "value": pl.Float64})
             imp = pl.DataFrame(schema={"feature": pl.String, "importance": pl.Float64})
             return "No champion model yet.", empty.to_pandas(), imp.to_pandas()
-        card = model_card(scorer.tracking_uri, loaded.pipeline, loaded.info)
+        card = model_card(scorer.tracking_uri, loaded.model, loaded.info)
         return card.markdown(), card.metrics.to_pandas(), card.importances.to_pandas()
 
     def contributions_plot(explanation: pd.DataFrame) -> pd.DataFrame:
         frame = pl.from_pandas(explanation) if len(explanation) else pl.DataFrame()
         top = frame.filter(pl.col("contribution") != 0).head(10) if frame.height else frame
         if top.height == 0:
-            return pd.DataFrame({"meaning": [], "contribution": [], "direction": []})
+            return pd.DataFrame({"family": [], "contribution": [], "direction": []})
         return top.with_columns(
             direction=pl.when(pl.col("contribution") >= 0)
             .then(pl.lit("raises risk"))
@@ -359,18 +360,19 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
                         label="Decision", interactive=False, elem_id="score-decision"
                     )
             contrib_plot = gr.BarPlot(
-                x="meaning",
+                x="family",
                 y="contribution",
                 color="direction",
                 color_map={"raises risk": "#d62728", "lowers risk": "#2ca02c"},
-                title="What moved the score (top 10 features)",
+                title="What moved the score, by feature family",
                 sort="-y",
                 x_label_angle=-30,
                 elem_id="score-plot",
             )
             explanation = gr.Dataframe(
-                label="Explanation: probability change when each feature takes its training "
-                "median (positive = pushed the score up)",
+                label="Explanation: TreeSHAP contributions to the model's raw score, summed "
+                "by feature family (positive = pushed the score up; they add up to the raw "
+                "score minus the model's baseline)",
                 interactive=False,
                 elem_id="score-explanation",
             )
@@ -381,7 +383,7 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
         for control in filters:
             control.change(flagged_frame, inputs=filters, outputs=table, api_visibility="private")
         app.load(dashboard, inputs=filters, outputs=dash_out, api_visibility="private")
-        timer = gr.Timer(config.refresh_seconds())
+        timer = gr.Timer(load_settings().app_refresh_seconds)
         timer.tick(
             dashboard,
             inputs=filters,
@@ -419,8 +421,7 @@ def launch(app: gr.Blocks, **kwargs: Any) -> tuple[Any, str, str]:
     """Launch as deployments do: loopback unless GRADIO_SERVER_NAME says otherwise, no run
     history (form inputs are personal data), optional login from the environment."""
     options: dict[str, Any] = {
-        "server_name": config.server_name(),
-        "auth": config.auth(),
+        "server_name": load_settings().app_server_name,
         "run_history": False,
         "footer_links": ["api"],
         "css": CSS,

@@ -7,19 +7,21 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from fraud_assets.lib.features import FEATURES
+from fraud_assets.lib.serving import ServingModel
 
 #: Registry metric name -> what the tab calls it, in display order.
 METRIC_LABELS: dict[str, str] = {
     "val_ap": "average precision (AP)",
     "val_roc_auc": "ROC-AUC",
-    "val_precision": "precision at threshold",
-    "val_recall": "recall at threshold",
-    "val_f1": "F1 at threshold",
-    "val_threshold": "threshold",
-    "val_cost": "cost at threshold ($)",
-    "val_cost_at_half": "cost at 0.5 ($)",
-    "val_card_precision_at_k": "card precision@k",
+    "val_precision": "precision at the decision",
+    "val_recall": "recall at the decision",
+    "val_f1": "F1 at the decision",
+    "val_flag_rate": "flag rate",
+    "val_fraud_rate": "fraud rate",
+    "val_threshold": "review bound: expected loss ($)",
+    "val_cost": "cost: fraud let through + reviews ($)",
+    "val_brier": "Brier score",
+    "val_ece": "expected calibration error",
     "val_rows": "validation rows",
     "val_frauds": "validation frauds",
     "fit_seconds": "fit time (s)",
@@ -34,15 +36,20 @@ class ModelCard:
     run_id: str
     threshold: float
     feature_set_version: str
+    feed_semantics: str
     metrics: pl.DataFrame  # metric, value
     importances: pl.DataFrame  # feature, importance
 
     def markdown(self) -> str:
+        protocol = "api" if self.feed_semantics == "arrival" else "replay"
         return (
             f"### Champion: `{self.name}` version **{self.version}**\n\n"
-            f"Trained {self.trained_at} (MLflow run `{self.run_id}`) · decision threshold "
-            f"**{self.threshold:.4f}** (minimises missed-fraud amounts plus review cost on the "
-            f"validation window) · feature set `{self.feature_set_version}`"
+            f"Trained {self.trained_at} (MLflow run `{self.run_id}`) for **{self.feed_semantics}**"
+            f" feeds · feature set `{self.feature_set_version}` · flags a transaction when its "
+            f"calibrated fraud probability × amount reaches **${self.threshold:,.2f}**.\n\n"
+            f"Validation figures below are measured as the feed serves (the `{protocol}` "
+            "protocol): on the latest window of the training data, scored the way live rows "
+            "are scored."
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -53,6 +60,7 @@ class ModelCard:
             "run_id": self.run_id,
             "threshold": self.threshold,
             "feature_set_version": self.feature_set_version,
+            "feed_semantics": self.feed_semantics,
             "metrics": dict(zip(self.metrics["metric"], self.metrics["value"], strict=True)),
         }
 
@@ -64,19 +72,19 @@ def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64}, orient="row")
 
 
-def importances(pipeline) -> pl.DataFrame:  # noqa: ANN001
+def importances(model: ServingModel) -> pl.DataFrame:
     """Feature importances of the fitted classifier, largest first (empty if it has none)."""
-    clf = pipeline.named_steps["model"]
+    clf = model.pipeline.named_steps["model"]  # type: ignore[attr-defined]
     values = getattr(clf, "feature_importances_", None)
     if values is None:
         return pl.DataFrame(schema={"feature": pl.String, "importance": pl.Float64})
-    return pl.DataFrame({"feature": list(FEATURES), "importance": [float(v) for v in values]}).sort(
-        "importance", descending=True
-    )
+    return pl.DataFrame(
+        {"feature": list(model.feature_set.features), "importance": [float(v) for v in values]}
+    ).sort("importance", descending=True)
 
 
-def model_card(tracking_uri: str, pipeline, info) -> ModelCard:  # noqa: ANN001
-    """Describe a loaded champion (``pipeline``, ``registry.RegisteredModel``)."""
+def model_card(tracking_uri: str, model: ServingModel, info) -> ModelCard:  # noqa: ANN001
+    """Describe a loaded champion (``ServingModel``, ``registry.RegisteredModel``)."""
     import mlflow
 
     run = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(info.run_id)
@@ -88,6 +96,7 @@ def model_card(tracking_uri: str, pipeline, info) -> ModelCard:  # noqa: ANN001
         run_id=info.run_id,
         threshold=info.threshold,
         feature_set_version=info.feature_set_version,
+        feed_semantics=info.semantics,
         metrics=metrics_table(info.metrics),
-        importances=importances(pipeline),
+        importances=importances(model),
     )

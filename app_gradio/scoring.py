@@ -1,10 +1,9 @@
-"""Manual scoring: validate a form, score it with the pipeline's own code, explain the score.
+"""Manual scoring: validate a form, score it through the one serving path, explain the score.
 
-The score is the champion pipeline applied to ``features_with_history`` of a one-row canonical
-frame plus the card's history (training data and live transactions), exactly as the
-``scored_transactions`` asset does. The explanation replaces one feature at a time with its
-reference value (the training median the model's imputer stored) and reports how much the
-probability moves.
+A one-row canonical frame goes through ``lib/serving.score_rows`` with the card state read by
+card from the warehouse, exactly as the ``scored_transactions`` asset scores live rows. The
+explanation is TreeSHAP summed by feature family (``lib/explain.py``): it never shows a
+feature's value, so no card's history can be read back through this form.
 """
 
 from __future__ import annotations
@@ -17,21 +16,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from fraud_assets.lib import registry
-from fraud_assets.lib.features import (
-    FEATURE_LABELS,
-    FEATURES,
-    INPUT_COLUMNS,
-    feature_matrix,
-    features_with_history,
-)
-from fraud_assets.lib.schema import CATEGORIES, LIVE_TRANSACTIONS_SCHEMA, TRANSACTION_SCHEMA
-from fraud_assets.lib.storage import ObjectStore
+from fraud_assets.lib.card_state import WarehouseState
+from fraud_assets.lib.explain import Explainer
+from fraud_assets.lib.schema import CATEGORIES, TRANSACTION_SCHEMA
+from fraud_assets.lib.serving import ServingModel, score_rows
 from fraud_assets.lib.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -195,57 +189,37 @@ def parse_form(
     )
 
 
-def reference_values(pipeline) -> np.ndarray:  # noqa: ANN001
-    """Per-feature reference: the training medians the pipeline's imputer stored."""
-    return np.asarray(pipeline.named_steps["impute"].statistics_, dtype=np.float64)
-
-
-def explain(pipeline, x: np.ndarray, reference: np.ndarray) -> tuple[float, np.ndarray]:  # noqa: ANN001
-    """``(probability, contributions)`` for one feature row ``x`` (shape ``(1, n)``).
-
-    Contribution ``i`` is the probability minus the probability with feature ``i`` set to its
-    reference value: positive pushed the score up. One batched predict of ``n + 1`` rows.
-    """
-    n = x.shape[1]
-    rows = np.repeat(x, n + 1, axis=0)
-    for i in range(n):
-        if not math.isnan(x[0, i]):
-            rows[i + 1, i] = reference[i]
-    proba = pipeline.predict_proba(rows)[:, 1]
-    return float(proba[0]), proba[0] - proba[1:]
-
-
 @dataclass
 class ScoreResult:
     probability: float
     threshold: float
+    expected_loss: float
+    review_cost: float
     is_flagged: bool
     model_name: str
     model_version: str
-    history_rows: int
-    explanation: pl.DataFrame
+    feed_semantics: str
+    explanation: pl.DataFrame  # family, meaning, contribution
+    baseline: float
+    raw_score: float
     seconds: float = 0.0
 
     def decision(self) -> str:
         verdict = "FLAG for review" if self.is_flagged else "pass"
-        history = (
-            f"{self.history_rows} earlier transactions of this card"
-            if self.history_rows
-            else "no card history"
-        )
         return (
-            f"{verdict}: probability {self.probability:.4f} vs threshold {self.threshold:.4f} "
-            f"({self.model_name} v{self.model_version}; {history})"
+            f"{verdict}: fraud probability {self.probability:.4f}, expected fraud loss "
+            f"${self.expected_loss:,.2f} against a review worth ${self.review_cost:,.2f} "
+            f"(flag at probability {min(self.threshold, 1.0):.4f} or more for this amount; "
+            f"{self.model_name} v{self.model_version}, {self.feed_semantics} feed)"
         )
 
 
 @dataclass
 class _Loaded:
-    pipeline: object
+    model: ServingModel
     info: registry.RegisteredModel
-    reference: np.ndarray
+    explainer: Explainer
     checked_at: float
-    training_history: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 class Scorer:
@@ -256,18 +230,20 @@ class Scorer:
         tracking_uri: str,
         model_name: str,
         warehouse: Callable[[], Warehouse],
-        store: Callable[[], ObjectStore] | None,
-        training_key: str,
+        semantics: str,
+        cache_dir: Path,
         ttl: float = 30.0,
     ) -> None:
         self.tracking_uri, self.model_name = tracking_uri, model_name
-        self._warehouse, self._store, self._key = warehouse, store, training_key
+        self._warehouse = warehouse
+        self.semantics = semantics
+        self.cache_dir = cache_dir
         self.ttl = ttl
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
 
     def model(self) -> _Loaded:
-        """The champion, with its reference values and training history (cached per version).
+        """The champion and its explainer (cached per version, re-checked every ``ttl`` s).
 
         Raises registry.NoChampionError when there is none yet."""
         with self._lock:
@@ -278,73 +254,33 @@ class Scorer:
             if cur is not None and info is not None and info.version == cur.info.version:
                 cur.checked_at = time.monotonic()
                 return cur
-            pipeline, info = registry.load_champion(self.tracking_uri, self.model_name)
-            clf = pipeline.named_steps["model"]
-            if hasattr(clf, "n_jobs"):
-                clf.n_jobs = 1  # one row: thread start-up would cost more than it saves
-            self._loaded = _Loaded(
-                pipeline, info, reference_values(pipeline), time.monotonic(), self._training()
-            )
+            model, info = registry.load_champion(self.tracking_uri, self.model_name, self.cache_dir)
+            explainer = Explainer(model.pipeline, model.feature_set)
+            self._loaded = _Loaded(model, info, explainer, time.monotonic())
             return self._loaded
-
-    def _training(self) -> dict[str, pl.DataFrame]:
-        """Training transactions by card, from the object store (empty if unavailable)."""
-        if self._store is None:
-            return {}
-        try:
-            store = self._store()
-            if not store.exists(self._key):
-                return {}
-            frame = store.get_parquet(self._key, columns=list(INPUT_COLUMNS))
-        except Exception as exc:  # noqa: BLE001 - history is optional; warehouse still serves
-            log.warning("training history unavailable (%s); using live history only", exc)
-            return {}
-        return frame.partition_by("cc_num", as_dict=True, include_key=True)
-
-    def history(self, loaded: _Loaded, card: str | None) -> pl.DataFrame:
-        """The card's earlier transactions: training data plus live rows in the warehouse."""
-        empty = pl.DataFrame(schema={c: TRANSACTION_SCHEMA[c] for c in INPUT_COLUMNS})
-        if not card:
-            return empty
-        live = self._warehouse().read(
-            "live_transactions",
-            LIVE_TRANSACTIONS_SCHEMA,
-            columns=list(INPUT_COLUMNS),
-            where={"cc_num": [card]},
-        )
-        train = loaded.training_history.get((card,), empty)
-        return pl.concat([train, live], how="vertical_relaxed")
 
     def score(self, tx: ManualTransaction) -> ScoreResult:
         started = time.perf_counter()
         loaded = self.model()
-        batch = tx.to_frame()
-        history = self.history(loaded, tx.card_number)
-        feats = features_with_history(batch, history)
-        x = feature_matrix(feats)
-        proba, contrib = explain(loaded.pipeline, x, loaded.reference)
-        explanation = (
-            pl.DataFrame(
-                {
-                    "feature": list(FEATURES),
-                    "meaning": [FEATURE_LABELS[f] for f in FEATURES],
-                    "value": x[0],
-                    "reference": loaded.reference,
-                    "contribution": contrib,
-                }
-            )
-            .with_columns(pl.col("value", "reference", "contribution").round(4))
-            .sort(pl.col("contribution").abs(), descending=True)
+        batch = score_rows(
+            tx.to_frame(),
+            WarehouseState(self._warehouse()),
+            loaded.model,
+            semantics=self.semantics,
         )
-        info = loaded.info
-        earlier = history.filter(pl.col("event_time") < tx.transaction_time).height
+        row = batch.scored.row(0, named=True)
+        why = loaded.explainer.explain(batch.features)
         return ScoreResult(
-            probability=proba,
-            threshold=info.threshold,
-            is_flagged=proba >= info.threshold,
-            model_name=info.name,
-            model_version=info.version,
-            history_rows=earlier,
-            explanation=explanation,
+            probability=row["fraud_probability"],
+            threshold=row["threshold"],
+            expected_loss=row["expected_loss"],
+            review_cost=loaded.model.decision.min_expected_loss,
+            is_flagged=row["is_flagged"],
+            model_name=loaded.info.name,
+            model_version=loaded.info.version,
+            feed_semantics=self.semantics,
+            explanation=why.families.with_columns(pl.col("contribution").round(5)),
+            baseline=why.baseline,
+            raw_score=why.raw_score,
             seconds=time.perf_counter() - started,
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from fraud_assets import settings
 from fraud_assets.defs.io_managers import ParquetIOManager, WarehouseIOManager
 from fraud_assets.defs.jobs import challenger_job, scoring_job, training_job
 from fraud_assets.defs.resources import (
+    FeedResource,
     MlflowResource,
     ObjectStoreResource,
     TrainingSourceResource,
@@ -18,34 +18,34 @@ from fraud_assets.defs.resources import (
 from fraud_assets.defs.scoring.assets import live_transactions, scored_transactions
 from fraud_assets.defs.scoring.sensors import transactions_sensor
 from fraud_assets.defs.training.assets import (
+    card_state,
     champion_model,
     hgb_model,
     raw_training_data,
     rf_model,
 )
 from fraud_assets.defs.training.sensors import run_failure_reporter, training_bootstrap_sensor
+from fraud_assets.settings import Settings, load_settings
 
 
-def _secret(name: str, default: str) -> str | dg.EnvVar:
+def _secret(config: Settings, name: str, default: str) -> str | dg.EnvVar:
     """The variable itself (shown by name only) when set, else the local default."""
-    return dg.EnvVar(name) if settings.env(name) else default
+    return dg.EnvVar(name) if config.is_set(name) else default
 
 
-def build_resources() -> dict[str, object]:
+def build_resources(config: Settings | None = None) -> dict[str, object]:
     """One resource set; each part switches to production when its variable is set."""
-    s3 = S3Resource(
-        endpoint_url=settings.env("AWS_ENDPOINT_URL"),
-        region_name=settings.env("AWS_REGION") or settings.env("AWS_DEFAULT_REGION"),
-    )
+    config = config or load_settings()
+    s3 = S3Resource(endpoint_url=config.aws_endpoint_url, region_name=config.aws_region)
     store = ObjectStoreResource(
-        local_dir=str(settings.data_dir() / "objects"),
-        bucket=settings.env("FRAUD_S3_BUCKET"),
-        prefix=settings.env("FRAUD_S3_PREFIX") or "fraud",
+        local_dir=str(config.data_dir / "objects"),
+        bucket=config.s3_bucket,
+        prefix=config.s3_prefix,
         s3=s3,
     )
     warehouse = WarehouseResource(
-        url=_secret("FRAUD_DATABASE_URL", settings.database_url()),
-        db_schema=settings.database_schema(),
+        url=_secret(config, "FRAUD_DATABASE_URL", config.database_url),
+        db_schema=config.database_schema,
     )
     return {
         "object_store": store,
@@ -53,17 +53,21 @@ def build_resources() -> dict[str, object]:
         "parquet_io_manager": ParquetIOManager(store=store),
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
         "mlflow_registry": MlflowResource(
-            tracking_uri=_secret("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri()),
-            model_name=settings.model_name(),
-            artifact_location=settings.mlflow_artifact_location(),
+            tracking_uri=_secret(config, "MLFLOW_TRACKING_URI", config.mlflow_tracking_uri),
+            model_name=config.model_name,
+            artifact_location=config.mlflow_artifact_location,
+            cache_dir=str(config.model_cache_dir),
+        ),
+        "feed": FeedResource(
+            semantics=config.feed_semantics, event_time_field=config.feed_event_time_field
         ),
         "transactions_api": TransactionsApiResource(
-            base_url=settings.transactions_api_url(),
-            min_interval_seconds=float(settings.env("FRAUD_API_MIN_INTERVAL_SECONDS") or 12),
-            timeout_seconds=float(settings.env("FRAUD_API_TIMEOUT_SECONDS") or 30),
+            base_url=config.transactions_api_url,
+            min_interval_seconds=config.api_min_interval_seconds,
+            timeout_seconds=config.api_timeout_seconds,
         ),
         "training_source": TrainingSourceResource(
-            url=_secret("FRAUD_TRAINING_DATA_URL", settings.training_data_url())
+            url=_secret(config, "FRAUD_TRAINING_DATA_URL", config.training_data_url)
         ),
     }
 
@@ -71,6 +75,7 @@ def build_resources() -> dict[str, object]:
 defs = dg.Definitions(
     assets=[
         raw_training_data,
+        card_state,
         rf_model,
         hgb_model,
         champion_model,

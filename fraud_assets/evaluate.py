@@ -1,4 +1,4 @@
-"""``python -m fraud_assets.evaluate``: train as ``rf_model`` does, measure on a later test file."""
+"""``python -m fraud_assets.evaluate``: train as ``rf_model`` does; measure as a feed serves."""
 
 from __future__ import annotations
 
@@ -6,24 +6,30 @@ import argparse
 import json
 import sys
 
-from fraud_assets.lib.evaluation import evaluate_files
+from fraud_assets.lib.evaluation import PROTOCOLS, evaluate_files
 from fraud_assets.lib.model import MODEL_DEFAULTS, TrainParams, default_params
 
 DESCRIPTION = """\
 Train a model exactly as the rf_model asset does (same code, same defaults, the same time
-split inside TRAIN to choose the cost-based threshold), then score TEST in event-time order,
-with per-card history from TRAIN plus the earlier TEST rows, and print one JSON object:
+split inside TRAIN for validation and calibration), then serve TEST the way a feed would
+deliver it, through the real payload parse and the one serving path, and print one JSON
+object.
 
-  ap, roc_auc                  ranking quality on TEST
-  precision, recall, f1        at the threshold chosen on TRAIN's validation window
-  threshold, cost              the threshold and its cost on TEST (missed fraud amounts plus
-                               review cost per false alarm); cost_at_0_5 for comparison
-  fit_seconds                  model fitting time
-  predict_rows_per_s           model scoring throughput (features_seconds is reported apart)
-  model_mb                     size of the pickled pipeline
-  peak_rss_mb                  peak resident memory of the whole command
+Protocols (each trains for its own feed semantics unless --semantics says otherwise):
+  api      the real transactions API: --calls calls drawn at random with replacement, one
+           row per call, no true time, current_time 12 s apart (semantics 'arrival': card
+           profiles frozen at the end of TRAIN, no clock features). This is the figure a
+           user of the real API will see.
+  replay   an event-time feed: every TEST row once, in time order, carrying its true event
+           time (semantics 'payload': per-card history features).
+--payloads PATH scores recorded raw API bodies instead of simulating them: a JSON-lines file
+of {"arrived_at": ..., "body": ...} or a landing directory of the local object store.
 
-Both files use the public fraudTrain/fraudTest layout, plain or gzip."""
+Figures: protocol, semantics, feature_set_version, ap, roc_auc; precision, recall, f1,
+flag_rate and cost at the model's decision (flag when probability x amount reaches the review
+cost; threshold is that bound in dollars; cost = fraud let through + one review per flag);
+fraud_rate; brier and ece (calibration); validation_ap; fit_seconds; score_rows_per_s;
+model_mb; peak_rss_mb. Both files use the public fraudTrain/fraudTest layout, plain or gzip."""
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -47,7 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--train", required=True, help="labelled training CSV (.csv or .csv.gz)")
-    parser.add_argument("--test", required=True, help="later labelled test CSV (.csv or .csv.gz)")
+    parser.add_argument("--test", help="later labelled test CSV (.csv or .csv.gz)")
+    parser.add_argument(
+        "--protocol", choices=list(PROTOCOLS), default="api", help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--semantics",
+        choices=sorted(set(PROTOCOLS.values())),
+        help="train for this feed semantics instead of the protocol's own",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="api draws (default: %(default)s)")
+    parser.add_argument(
+        "--calls", type=int, default=30_000, help="api calls to simulate (default: %(default)s)"
+    )
+    parser.add_argument("--payloads", help="score recorded API bodies (JSON lines or directory)")
     parser.add_argument(
         "--model",
         choices=list(MODEL_DEFAULTS),
@@ -74,9 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.test and not args.payloads:
+        parser.error("give --test (to simulate the protocol) or --payloads")
     params = default_params(args.model, n_jobs=args.n_jobs, **dict(args.param))
-    figures = evaluate_files(args.train, args.test, params)
+    figures = evaluate_files(
+        args.train,
+        args.test,
+        params,
+        protocol=args.protocol,
+        semantics=args.semantics,
+        calls=args.calls,
+        seed=args.seed,
+        payloads_path=args.payloads,
+    )
     json.dump(figures, sys.stdout)
     sys.stdout.write("\n")
     return 0

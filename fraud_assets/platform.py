@@ -21,8 +21,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from fraud_assets import settings
 from fraud_assets.lib.generator import GeneratorConfig, generate_transactions, write_csv
+from fraud_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT = dt.datetime(2020, 6, 21)
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    data = settings.data_dir()
+    config = load_settings()  # also puts .env into this environment, for every child
+    data = config.data_dir
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     train, test = ensure_demo_data(data / "source")
@@ -159,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         "GRADIO_ANALYTICS_ENABLED": "False",
         "PYTHONUNBUFFERED": "1",
     }
-    env.setdefault("TRANSACTIONS_API_URL", api)
+    standin = config.uses_local_standin
+    if standin:
+        env["TRANSACTIONS_API_URL"] = api
     env.setdefault("FRAUD_TRAINING_DATA_URL", f"{api}/files/{train.name}")
     py = sys.executable
     sup = Supervisor()
@@ -203,16 +206,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         wait_http(f"{api}/health", 30)
         app_url = "(off)" if args.no_app else f"http://127.0.0.1:{args.app_port}"
-        warehouse = (
-            "FRAUD_DATABASE_URL"
-            if settings.env("FRAUD_DATABASE_URL")
-            else (settings.database_url())
+        warehouse = "FRAUD_DATABASE_URL" if config.database_url_raw else config.database_url
+        feed = (
+            f"{api}/current-transactions  (local stand-in)"
+            if standin
+            else f"{config.transactions_api_url}/current-transactions"
         )
         print(
             f"""
   Fraud platform is starting (logs in {logs}):
     Dagster UI         http://127.0.0.1:{args.dagster_port}
-    Transactions API   {api}/current-transactions  (local stand-in)
+    Transactions API   {feed}
+    Feed semantics     {config.feed_semantics}
     Fraud dashboard    {app_url}
     Warehouse          {warehouse}
   The first model trains by itself; scored transactions follow within a few minutes.

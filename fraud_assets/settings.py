@@ -1,57 +1,177 @@
-"""Environment variables and their embedded defaults: the one place deployments differ.
+"""The one configuration layer: every process (Dagster, the app, the launcher, the stand-in and
+the benchmarks) reads its settings here, from the environment and ``.env``.
 
-Setting a production variable (FRAUD_S3_BUCKET, FRAUD_DATABASE_URL, MLFLOW_TRACKING_URI) moves
-that part onto the production service; unset, it falls back to local files under
-FRAUD_DATA_DIR. Secret-bearing values reach Dagster as ``dg.EnvVar``, so the UI shows the
-variable's name, never its value.
+Each default lives in this file only. Setting a production variable (FRAUD_S3_BUCKET,
+FRAUD_DATABASE_URL, MLFLOW_TRACKING_URI) moves that part onto the production service; unset,
+it falls back to local files under FRAUD_DATA_DIR. Secret-bearing values reach Dagster as
+``dg.EnvVar`` (see ``definitions.py``), so the UI shows the variable's name, never its value.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_URL = "http://127.0.0.1:8765"
+ENV_FILE = ".env"
+FeedSemantics = Literal["arrival", "payload"]
+
+#: Variables whose values are secrets or may carry credentials: never shown, logged or stored.
+SECRET_VARIABLES = (
+    "FRAUD_DATABASE_URL",
+    "MLFLOW_TRACKING_URI",
+    "FRAUD_TRAINING_DATA_URL",
+    "FRAUD_ALERT_WEBHOOK_URL",
+    "AWS_SECRET_ACCESS_KEY",
+    "FRAUD_APP_USERS",
+)
 
 
-def data_dir() -> Path:
-    """Local state directory (FRAUD_DATA_DIR, default ``./.fraud_data``)."""
-    return Path(os.environ.get("FRAUD_DATA_DIR", ".fraud_data")).expanduser().resolve()
+def _var(name: str, *more: str) -> AliasChoices:
+    return AliasChoices(name, *more)
 
 
-def env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
+class Settings(BaseSettings):
+    """Every setting of the platform, by the environment variable that sets it."""
+
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # --- local state and sources ------------------------------------------------------------
+    data_dir_raw: Path = Field(Path(".fraud_data"), validation_alias=_var("FRAUD_DATA_DIR"))
+    training_data_url_raw: str | None = Field(
+        None, validation_alias=_var("FRAUD_TRAINING_DATA_URL")
+    )
+    transactions_api_url: str = Field(
+        DEFAULT_API_URL, validation_alias=_var("TRANSACTIONS_API_URL")
+    )
+
+    # --- the feed's time semantics ----------------------------------------------------------
+    feed_semantics: FeedSemantics = Field(
+        "arrival",
+        validation_alias=_var("FRAUD_FEED_SEMANTICS"),
+        description="'arrival': the feed has no true event time (the real API); 'payload': "
+        "each row carries its event time in FRAUD_FEED_EVENT_TIME_FIELD.",
+    )
+    feed_event_time_field: str = Field(
+        "event_time", validation_alias=_var("FRAUD_FEED_EVENT_TIME_FIELD")
+    )
+
+    # --- the API client and the sensor ------------------------------------------------------
+    api_min_interval_seconds: float = Field(
+        12.0, validation_alias=_var("FRAUD_API_MIN_INTERVAL_SECONDS")
+    )
+    api_timeout_seconds: float = Field(10.0, validation_alias=_var("FRAUD_API_TIMEOUT_SECONDS"))
+    api_fetch_budget_seconds: float = Field(
+        30.0, validation_alias=_var("FRAUD_API_FETCH_BUDGET_SECONDS")
+    )
+    api_max_body_bytes: int = Field(1_000_000, validation_alias=_var("FRAUD_API_MAX_BODY_BYTES"))
+    poll_interval_seconds: int = Field(15, validation_alias=_var("FRAUD_POLL_INTERVAL_SECONDS"))
+    calls_per_tick: int = Field(1, validation_alias=_var("FRAUD_CALLS_PER_TICK"))
+    max_payloads_per_run: int = Field(5000, validation_alias=_var("FRAUD_MAX_PAYLOADS_PER_RUN"))
+
+    # --- validation of live rows ------------------------------------------------------------
+    max_amount: float = Field(1_000_000.0, validation_alias=_var("FRAUD_MAX_AMOUNT"))
+    max_clock_skew_hours: float = Field(24.0, validation_alias=_var("FRAUD_MAX_CLOCK_SKEW_HOURS"))
+
+    # --- object storage ---------------------------------------------------------------------
+    s3_bucket: str | None = Field(None, validation_alias=_var("FRAUD_S3_BUCKET"))
+    s3_prefix: str = Field("fraud", validation_alias=_var("FRAUD_S3_PREFIX"))
+    aws_endpoint_url: str | None = Field(None, validation_alias=_var("AWS_ENDPOINT_URL"))
+    aws_region: str | None = Field(None, validation_alias=_var("AWS_REGION", "AWS_DEFAULT_REGION"))
+
+    # --- warehouse --------------------------------------------------------------------------
+    database_url_raw: str | None = Field(None, validation_alias=_var("FRAUD_DATABASE_URL"))
+    database_schema: str = Field("public", validation_alias=_var("FRAUD_DATABASE_SCHEMA"))
+
+    # --- MLflow -----------------------------------------------------------------------------
+    mlflow_tracking_uri_raw: str | None = Field(None, validation_alias=_var("MLFLOW_TRACKING_URI"))
+    mlflow_artifact_root: str | None = Field(
+        None, validation_alias=_var("FRAUD_MLFLOW_ARTIFACT_ROOT")
+    )
+    model_name: str = Field("fraud_rf", validation_alias=_var("FRAUD_MODEL_NAME"))
+
+    # --- monitoring and the closed loop -----------------------------------------------------
+    label_delay_hours: float = Field(0.0, validation_alias=_var("FRAUD_LABEL_DELAY_HOURS"))
+    alert_webhook_url: str | None = Field(None, validation_alias=_var("FRAUD_ALERT_WEBHOOK_URL"))
+    alert_window_minutes: int = Field(60, validation_alias=_var("FRAUD_ALERT_WINDOW_MINUTES"))
+    freshness_minutes: int = Field(30, validation_alias=_var("FRAUD_FRESHNESS_MINUTES"))
+    retrain_cron: str = Field("0 3 * * *", validation_alias=_var("FRAUD_RETRAIN_CRON"))
+
+    # --- the web app ------------------------------------------------------------------------
+    app_refresh_seconds: float = Field(30.0, validation_alias=_var("FRAUD_APP_REFRESH_SECONDS"))
+    app_server_name: str = Field("127.0.0.1", validation_alias=_var("GRADIO_SERVER_NAME"))
+    app_server_port: int = Field(7860, validation_alias=_var("GRADIO_SERVER_PORT"))
+    app_users: str | None = Field(None, validation_alias=_var("FRAUD_APP_USERS"))
+    app_users_file: Path | None = Field(None, validation_alias=_var("FRAUD_APP_USERS_FILE"))
+    app_allow_anonymous: bool = Field(False, validation_alias=_var("FRAUD_APP_ALLOW_ANONYMOUS"))
+    app_rate_limit_per_minute: int = Field(
+        120, validation_alias=_var("FRAUD_APP_RATE_LIMIT_PER_MINUTE")
+    )
+    app_snapshot_seconds: float = Field(5.0, validation_alias=_var("FRAUD_APP_SNAPSHOT_SECONDS"))
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object, info) -> object:  # noqa: ANN001
+        """An empty variable (``FOO=`` in .env) means "use the default"."""
+        if isinstance(value, str) and not value.strip():
+            return cls.model_fields[info.field_name].default
+        return value.strip() if isinstance(value, str) else value
+
+    # --- derived values: each default in one place ------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.data_dir_raw.expanduser().resolve()
+
+    @property
+    def uses_local_standin(self) -> bool:
+        """Whether the transactions API is the local stand-in (the embedded default)."""
+        return self.transactions_api_url.rstrip("/") == DEFAULT_API_URL
+
+    @property
+    def training_data_url(self) -> str:
+        return self.training_data_url_raw or f"{DEFAULT_API_URL}/files/fraudTrain.csv"
+
+    @property
+    def database_url(self) -> str:
+        return self.database_url_raw or f"sqlite:///{self.data_dir / 'warehouse.db'}"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri_raw or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str | None:
+        """Artifact root for a new experiment: set for the local store, left to the server."""
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        if self.mlflow_tracking_uri_raw:
+            return None
+        return (self.data_dir / "mlartifacts").as_uri()
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "model_cache"
+
+    def is_set(self, variable: str) -> bool:
+        """Whether ``variable`` has a non-empty value (in the environment or ``.env``)."""
+        return bool((os.environ.get(variable) or "").strip())
 
 
-def training_data_url() -> str:
-    return env("FRAUD_TRAINING_DATA_URL") or f"{DEFAULT_API_URL}/files/fraudTrain.csv"
+def load_settings() -> Settings:
+    """Read the settings now (cheap; not cached, so tests may change the environment).
 
-
-def transactions_api_url() -> str:
-    return env("TRANSACTIONS_API_URL") or DEFAULT_API_URL
-
-
-def database_url() -> str:
-    return env("FRAUD_DATABASE_URL") or f"sqlite:///{data_dir() / 'warehouse.db'}"
-
-
-def database_schema() -> str:
-    return env("FRAUD_DATABASE_SCHEMA") or "public"
-
-
-def mlflow_tracking_uri() -> str:
-    return env("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir() / 'mlflow.db'}"
-
-
-def mlflow_artifact_location() -> str | None:
-    """Artifact root for a new experiment: set for the local store, left to the server else."""
-    if env("FRAUD_MLFLOW_ARTIFACT_ROOT"):
-        return env("FRAUD_MLFLOW_ARTIFACT_ROOT")
-    if env("MLFLOW_TRACKING_URI"):
-        return None
-    return (data_dir() / "mlartifacts").as_uri()
-
-
-def model_name() -> str:
-    return env("FRAUD_MODEL_NAME") or "fraud_rf"
+    ``.env`` values also go into this process's environment (without overriding what is
+    set), so that child processes and Dagster's ``EnvVar`` see the same values.
+    """
+    if Path(ENV_FILE).is_file():
+        for key, value in dotenv_values(ENV_FILE).items():
+            if value is not None and value.strip():
+                os.environ.setdefault(key, value)
+    return Settings()

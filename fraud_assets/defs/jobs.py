@@ -6,8 +6,11 @@ from fraud_assets.defs.scoring.partitions import hourly_partitions
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.assets("raw_training_data", "rf_model", "champion_model"),
-    description="Fetch the training data, train and register a model, promote it if it passes.",
+    selection=dg.AssetSelection.assets(
+        "raw_training_data", "card_state", "rf_model", "champion_model"
+    ),
+    description="Fetch the training data, build the card state, train and register a model, "
+    "and promote it if it passes the gate.",
 )
 
 challenger_job = dg.define_asset_job(

@@ -5,7 +5,8 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from fraud_assets.lib.api import TransactionsClient
-from fraud_assets.lib.registry import redact
+from fraud_assets.lib.landing import Feed
+from fraud_assets.lib.redaction import redact
 from fraud_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 from fraud_assets.lib.warehouse import Warehouse
 
@@ -46,6 +47,7 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_location: str | None = Field(
         default=None, description="Artifact root for a new experiment (local store only)."
     )
+    cache_dir: str = Field(description="Local directory caching model files per version.")
 
     def describe(self) -> str:
         return redact(self.tracking_uri)
@@ -70,6 +72,16 @@ class TransactionsApiResource(dg.ConfigurableResource):
         return TransactionsClient(
             self.base_url, self.timeout_seconds, self.max_attempts, self.min_interval_seconds
         )
+
+
+class FeedResource(dg.ConfigurableResource):
+    """The live feed's time semantics (FRAUD_FEED_SEMANTICS, FRAUD_FEED_EVENT_TIME_FIELD)."""
+
+    semantics: str = Field(default="arrival", description="'arrival' or 'payload'.")
+    event_time_field: str = Field(default="event_time")
+
+    def feed(self) -> Feed:
+        return Feed(self.semantics, self.event_time_field)
 
 
 class TrainingSourceResource(dg.ConfigurableResource):

@@ -37,9 +37,16 @@ class _Retryable(RuntimeError):
         self.retry_after = retry_after
 
 
-def decode_payload(body: bytes | str) -> dict[str, list]:
+#: Key under which decoded records carry the feed's own event time, when it has one.
+EVENT_TIME_KEY = "_event_time"
+
+
+def decode_payload(body: bytes | str, event_time_field: str | None = None) -> dict[str, list]:
     """Decode one body's structure into column lists (API columns, ``cc_num`` as strings);
-    raise PayloadError if it is not the contract's double-encoded split frame."""
+    raise PayloadError if it is not the contract's double-encoded split frame.
+
+    With ``event_time_field`` (feeds that carry a true event time), that column is required
+    and returned under ``EVENT_TIME_KEY``."""
     try:
         outer = json.loads(body)
         inner = json.loads(outer) if isinstance(outer, str) else outer
@@ -48,7 +55,8 @@ def decode_payload(body: bytes | str) -> dict[str, list]:
     if not isinstance(inner, dict) or not {"columns", "data"} <= inner.keys():
         raise PayloadError("body is not a split-oriented frame (needs 'columns' and 'data')")
     columns, data = inner["columns"], inner["data"]
-    missing = [c for c in API_COLUMNS if c not in columns]
+    wanted_columns = [*API_COLUMNS, *([event_time_field] if event_time_field else [])]
+    missing = [c for c in wanted_columns if c not in columns]
     if missing:
         raise PayloadError(f"payload lacks columns: {', '.join(missing)}")
     if not isinstance(data, list) or any(
@@ -57,6 +65,9 @@ def decode_payload(body: bytes | str) -> dict[str, list]:
         raise PayloadError("payload rows do not match its columns")
     wanted = {c: columns.index(c) for c in API_COLUMNS}
     records = {c: [row[i] for row in data] for c, i in wanted.items()}
+    if event_time_field:
+        at = columns.index(event_time_field)
+        records[EVENT_TIME_KEY] = [row[at] for row in data]
     if any(not isinstance(v, int) or isinstance(v, bool) for v in records["current_time"]):
         raise PayloadError("current_time must be integer epoch milliseconds")
     if any(not isinstance(v, int | str) or isinstance(v, bool) for v in records["cc_num"]):
@@ -65,8 +76,20 @@ def decode_payload(body: bytes | str) -> dict[str, list]:
     return records
 
 
+def _epoch_ms_or_iso(values: list) -> pl.Series:
+    """Event times given as integer epoch milliseconds or ISO date-time strings (naive UTC)."""
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pl.from_epoch(pl.Series(values, dtype=pl.Int64), "ms").cast(pl.Datetime("ms"))
+    if all(isinstance(v, str) for v in values):
+        parsed = pl.Series(values, dtype=pl.String).str.to_datetime(time_unit="ms", strict=False)
+        if parsed.null_count() == 0:
+            return parsed.dt.replace_time_zone(None) if parsed.dtype.time_zone else parsed
+    raise PayloadError("event time must be integer epoch milliseconds or an ISO date-time")
+
+
 def records_to_frame(records: dict[str, list]) -> pl.DataFrame:
-    """Build canonical rows from decoded column lists; ``current_time`` becomes ``event_time``.
+    """Build canonical rows from decoded column lists. ``event_time`` is the feed's own event
+    time when the records carry one (``EVENT_TIME_KEY``), else ``current_time``.
     Raise PayloadError naming any column whose values do not fit the contract."""
     schema = {c: t for c, t in TRANSACTION_SCHEMA.items() if c in records}
     try:
@@ -74,8 +97,8 @@ def records_to_frame(records: dict[str, list]) -> pl.DataFrame:
         lost = [c for c in schema if frame[c].null_count() > records[c].count(None)]
         if lost:
             raise SchemaError(f"values of the wrong type in {', '.join(lost)}")
-        event_time = pl.from_epoch(pl.Series(records["current_time"], dtype=pl.Int64), "ms")
-        return to_canonical(frame.with_columns(event_time=event_time.cast(pl.Datetime("ms"))))
+        event_time = _epoch_ms_or_iso(records.get(EVENT_TIME_KEY, records["current_time"]))
+        return to_canonical(frame.with_columns(event_time=event_time))
     except (SchemaError, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         raise PayloadError(f"payload values do not fit the contract: {exc}") from exc
 
@@ -89,15 +112,25 @@ def parse_payload(body: bytes | str) -> pl.DataFrame:
     return records_to_frame(decode_payload(body))
 
 
-def encode_payload(frame: pl.DataFrame, index: list[int], current_time_ms: list[int]) -> bytes:
-    """Encode API-layout rows exactly as the real API does: a JSON string of a split frame."""
+def encode_payload(
+    frame: pl.DataFrame,
+    index: list[int],
+    current_time_ms: list[int],
+    extra: dict[str, list] | None = None,
+) -> bytes:
+    """Encode API-layout rows exactly as the real API does: a JSON string of a split frame.
+    ``extra`` adds columns after ``current_time``, one value per row (a feed's own event
+    time, say)."""
     cols = [c for c in API_COLUMNS if c != "current_time"]
+    extra = extra or {}
     rows = [
-        [_api_value(c, row[c]) for c in cols] + [ms]
-        for row, ms in zip(frame.select(cols).iter_rows(named=True), current_time_ms, strict=False)
+        [_api_value(c, row[c]) for c in cols] + [ms] + [values[i] for values in extra.values()]
+        for i, (row, ms) in enumerate(
+            zip(frame.select(cols).iter_rows(named=True), current_time_ms, strict=False)
+        )
     ]
     inner = json.dumps(
-        {"columns": list(API_COLUMNS), "index": index, "data": rows}, separators=(",", ":")
+        {"columns": [*API_COLUMNS, *extra], "index": index, "data": rows}, separators=(",", ":")
     )
     return json.dumps(inner).encode()
 

@@ -1,18 +1,46 @@
-"""Hold-out evaluation: train as ``rf_model`` does, then score a later test set in time order."""
+"""Hold-out evaluation under a feed's contract: train as ``rf_model`` does, then serve a later
+test set the way the feed would deliver it, through the real parse and the one serving path.
+
+- ``api``: the real transactions API. N calls drawn at random with replacement, one row per
+  call, the true time columns removed, ``current_time`` 12 s apart; the model is trained for
+  ``arrival`` feeds.
+- ``replay``: an event-time feed. Every test row once, in event-time order, carrying its true
+  event time; the model is trained for ``payload`` feeds.
+- recorded payloads: raw bodies as they were landed (or recorded elsewhere), in arrival order.
+
+Payloads are parsed together (``parse_payloads``) and scored in one ``score_rows`` call: a test
+proves this batch gives the features that one payload at a time does.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import pickle
 import resource
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
-from fraud_assets.lib.features import features_with_history
-from fraud_assets.lib.model import TrainParams, TrainResult, evaluate, predict_proba, train
+from fraud_assets.lib.api import encode_payload
+from fraud_assets.lib.features import for_semantics
+from fraud_assets.lib.landing import HOUR_FORMAT, LANDING_PREFIX, Feed, parse_payloads
+from fraud_assets.lib.metrics import evaluate
+from fraud_assets.lib.model import TrainParams, TrainResult, train
 from fraud_assets.lib.schema import read_training_csv
+from fraud_assets.lib.serving import FrameState, ServingModel, score_rows
+
+PROTOCOLS = {"api": "arrival", "replay": "payload"}
+#: The real API's pace: one call every 12 s.
+CALL_SECONDS = 12
+#: Where simulated calls start (any fixed instant: it only names landing keys).
+SIMULATION_START = dt.datetime(2026, 1, 1)
+#: The event-time field simulated event-time feeds carry.
+EVENT_TIME_FIELD = "event_time"
 
 
 def peak_rss_mb() -> float:
@@ -26,53 +54,147 @@ def model_mb(pipeline: object) -> float:
     return len(pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)) / 1e6
 
 
-def score_test(
-    result: TrainResult, history: pl.DataFrame, test: pl.DataFrame
-) -> tuple[pl.DataFrame, object, dict[str, float]]:
-    """Score ``test`` in event-time order; each row's history is ``history`` plus earlier test
-    rows, through the shared feature code. Returns the labelled feature rows, probabilities and
-    timings."""
-    ordered = test.sort("event_time", "trans_num")
-    started = time.perf_counter()
-    feats = features_with_history(ordered, history)
-    features_s = time.perf_counter() - started
-    started = time.perf_counter()
-    proba = predict_proba(result.pipeline, feats)
-    predict_s = time.perf_counter() - started
-    labelled = feats.with_columns(is_fraud=ordered["is_fraud"])
-    return labelled, proba, {"features_seconds": features_s, "predict_seconds": predict_s}
+def serving_model(result: TrainResult) -> ServingModel:
+    return ServingModel(result.pipeline, result.feature_set, result.calibration, result.decision)
 
 
-def evaluate_holdout(train_frame: pl.DataFrame, test: pl.DataFrame, params: TrainParams) -> dict:
-    """Train on ``train_frame`` (its own time split picks the threshold), then measure on
-    ``test``. Returns the figures ``python -m fraud_assets.evaluate`` prints."""
-    result = train(train_frame, params)
-    labelled, proba, timing = score_test(result, train_frame, test)
-    ev = evaluate(labelled, proba, result.threshold, params)
-    rows = labelled.height
+def _key(arrived: dt.datetime, call: int) -> str:
+    ms = int(arrived.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    return f"{LANDING_PREFIX}/{arrived.strftime(HOUR_FORMAT)}/{ms:013d}-{call:012x}.json"
+
+
+def api_row(test: pl.DataFrame) -> pl.DataFrame:
+    """Test rows in the API's layout: the source file's row index, no true time."""
+    return test.with_row_index("").with_columns(pl.col("").cast(pl.Int64))
+
+
+def simulate_api(test: pl.DataFrame, calls: int, seed: int) -> list[tuple[str, bytes]]:
+    """``calls`` payloads as the real API sends them: one random row each (with replacement),
+    no true time, ``current_time`` = the call's time, 12 s apart."""
+    rows = api_row(test)
+    draws = np.random.default_rng(seed).integers(0, rows.height, calls)
+    payloads = []
+    for call, index in enumerate(draws.tolist()):
+        arrived = SIMULATION_START + dt.timedelta(seconds=CALL_SECONDS * call)
+        ms = int(arrived.replace(tzinfo=dt.UTC).timestamp() * 1000)
+        payloads.append((_key(arrived, call), encode_payload(rows[index], [index], [ms])))
+    return payloads
+
+
+def simulate_replay(test: pl.DataFrame) -> list[tuple[str, bytes]]:
+    """Every test row once, in event-time order, each carrying its true event time."""
+    rows = api_row(test).sort("event_time", "trans_num")
+    payloads = []
+    times = rows["event_time"].dt.epoch("ms").to_list()
+    for call in range(rows.height):
+        arrived = SIMULATION_START + dt.timedelta(seconds=CALL_SECONDS * call)
+        ms = int(arrived.replace(tzinfo=dt.UTC).timestamp() * 1000)
+        row = rows[call]
+        body = encode_payload(row, [int(row[""][0])], [ms], extra={EVENT_TIME_FIELD: [times[call]]})
+        payloads.append((_key(arrived, call), body))
+    return payloads
+
+
+def read_recorded(path: str | Path) -> list[tuple[str, bytes]]:
+    """Recorded payloads: a JSON-lines file of ``{"arrived_at": ..., "body": ...}`` (ISO time
+    or epoch ms; the body as the API sent it), or a landing directory of the local store."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.json") if p.is_file())
+        return [(f"{LANDING_PREFIX}/{p.parent.name}/{p.name}", p.read_bytes()) for p in files]
+    payloads = []
+    for call, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        when = record["arrived_at"]
+        arrived = (
+            dt.datetime.fromtimestamp(when / 1000, dt.UTC).replace(tzinfo=None)
+            if isinstance(when, int | float)
+            else dt.datetime.fromisoformat(str(when)).replace(tzinfo=None)
+        )
+        body = record["body"]
+        payloads.append((_key(arrived, call), body.encode() if isinstance(body, str) else body))
+    return payloads
+
+
+def score_payloads(
+    payloads: Iterable[tuple[str, bytes]], result: TrainResult, history: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """Parse, de-duplicate and score payloads as the live path does; returns the scored rows
+    (with ``is_fraud``) and timings."""
+    fs = result.feature_set
+    feed = Feed(fs.semantics, EVENT_TIME_FIELD)
+    started = time.perf_counter()
+    parsed = parse_payloads(list(payloads), feed)
+    parse_s = time.perf_counter() - started
+    rows = parsed.rows.sort("event_time", "trans_num") if fs.semantics == "payload" else parsed.rows
+    started = time.perf_counter()
+    batch = score_rows(
+        rows, FrameState(fs.build_state(history)), serving_model(result), semantics=fs.semantics
+    )
+    score_s = time.perf_counter() - started
+    scored = batch.scored.with_columns(is_fraud=pl.col("label_is_fraud"))
+    return scored, {
+        "parse_seconds": parse_s,
+        "score_seconds": score_s,
+        "rejects": len(parsed.rejects),
+    }
+
+
+def evaluate_protocol(
+    train_frame: pl.DataFrame,
+    test: pl.DataFrame | None,
+    params: TrainParams,
+    *,
+    protocol: str = "api",
+    semantics: str | None = None,
+    calls: int = 30_000,
+    seed: int = 0,
+    payloads_path: str | Path | None = None,
+) -> dict:
+    """Train for ``semantics`` (by default the protocol's own), serve the test set under the
+    protocol (or the recorded payloads), and return the figures the command prints."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    semantics = semantics or PROTOCOLS[protocol]
+    result = train(train_frame, for_semantics(semantics), params)
+    if payloads_path is not None:
+        payloads = read_recorded(payloads_path)
+    elif protocol == "api":
+        payloads = simulate_api(test, calls, seed)
+    else:
+        payloads = simulate_replay(test)
+    scored, timing = score_payloads(payloads, result, train_frame)
+    ev = evaluate(
+        scored["is_fraud"].to_numpy(),
+        scored["fraud_probability"].to_numpy(),
+        scored["amt"].to_numpy(),
+        result.decision,
+    )
     return {
+        "protocol": "payloads" if payloads_path is not None else protocol,
+        "semantics": semantics,
+        "feature_set_version": result.feature_set.version,
         "model": params.model,
-        "ap": ev.ap,
-        "roc_auc": ev.roc_auc,
-        "precision": ev.precision,
-        "recall": ev.recall,
-        "f1": ev.f1,
-        "threshold": ev.threshold,
-        "cost": ev.cost,
-        "cost_at_0_5": ev.cost_at_half,
-        "card_precision_at_k": ev.card_precision_at_k,
+        "seed": seed,
+        "calls": len(payloads),
+        **{k: v for k, v in ev.as_dict().items()},
         "validation_ap": result.validation.ap,
+        "validation_ece": result.validation.ece,
         "fit_seconds": result.fit_seconds,
         "fit_rows": result.fit_rows,
-        "test_rows": rows,
-        "test_frauds": ev.frauds,
-        "features_seconds": timing["features_seconds"],
-        "predict_rows_per_s": rows / max(timing["predict_seconds"], 1e-9),
+        "rejected_payloads": timing["rejects"],
+        "parse_seconds": timing["parse_seconds"],
+        "score_rows_per_s": scored.height / max(timing["score_seconds"], 1e-9),
         "model_mb": model_mb(result.pipeline),
         "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def evaluate_files(train_path: str | Path, test_path: str | Path, params: TrainParams) -> dict:
-    """``evaluate_holdout`` on two CSV files in the public layout (plain or gzip)."""
-    return evaluate_holdout(read_training_csv(train_path), read_training_csv(test_path), params)
+def evaluate_files(
+    train_path: str | Path, test_path: str | Path | None, params: TrainParams, **kwargs: object
+) -> dict:
+    """``evaluate_protocol`` on CSV files in the public layout (plain or gzip)."""
+    test = read_training_csv(test_path) if test_path else None
+    return evaluate_protocol(read_training_csv(train_path), test, params, **kwargs)

@@ -40,6 +40,24 @@ def quarantine_key(landing: str) -> str:
     return landing.replace(LANDING_PREFIX, QUARANTINE_PREFIX, 1)
 
 
+@dataclass(frozen=True)
+class Feed:
+    """The feed's time semantics: ``arrival`` (no true event time: a row's event time is when
+    it arrived, the real API's case) or ``payload`` (each row carries its event time in
+    ``event_time_field``)."""
+
+    semantics: str = "arrival"
+    event_time_field: str = "event_time"
+
+    def __post_init__(self) -> None:
+        if self.semantics not in ("arrival", "payload"):
+            raise ValueError(f"unknown feed semantics {self.semantics!r}; 'arrival' or 'payload'")
+
+    @property
+    def field(self) -> str | None:
+        return self.event_time_field if self.semantics == "payload" else None
+
+
 @dataclass
 class ParsedBatch:
     """Valid rows of a batch of payloads, and what was set aside."""
@@ -49,7 +67,7 @@ class ParsedBatch:
     duplicates: int
 
 
-def parse_payloads(payloads: list[tuple[str, bytes]]) -> ParsedBatch:
+def parse_payloads(payloads: list[tuple[str, bytes]], feed: Feed = Feed()) -> ParsedBatch:
     """Parse, validate and de-duplicate (first arrival wins) a batch of landed payloads.
 
     Payloads are decoded one by one but built into one frame and validated once; only when
@@ -59,16 +77,16 @@ def parse_payloads(payloads: list[tuple[str, bytes]]) -> ParsedBatch:
     decoded: list[tuple[str, dict[str, list]]] = []
     for key, body in sorted(payloads):
         try:
-            decoded.append((key, decode_payload(body)))
+            decoded.append((key, decode_payload(body, feed.field)))
         except PayloadError as exc:
             rejects.append({"payload_key": key, "reason": str(exc)})
     try:
-        frames = [_frame(decoded)] if decoded else []
+        frames = [_frame(decoded, feed)] if decoded else []
     except PayloadError:
         frames = []
         for key, records in decoded:
             try:
-                frames.append(_frame([(key, records)]))
+                frames.append(_frame([(key, records)], feed))
             except PayloadError as exc:
                 rejects.append({"payload_key": key, "reason": str(exc)})
     rows = pl.concat(frames) if frames else pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA)
@@ -87,16 +105,20 @@ def parse_payloads(payloads: list[tuple[str, bytes]]) -> ParsedBatch:
     return ParsedBatch(unique, rejects, rows.height - unique.height)
 
 
-def _frame(decoded: list[tuple[str, dict[str, list]]]) -> pl.DataFrame:
-    """One canonical frame (plus landing columns) from decoded payloads."""
+def _frame(decoded: list[tuple[str, dict[str, list]]], feed: Feed) -> pl.DataFrame:
+    """One canonical frame (plus landing columns) from decoded payloads. Without a true event
+    time, a row's event time is its arrival."""
     columns = decoded[0][1].keys()
     merged = {c: [v for _, rec in decoded for v in rec[c]] for c in columns}
     keys = [key for key, rec in decoded for _ in rec["trans_num"]]
-    return records_to_frame(merged).with_columns(
+    arrived = pl.Series([arrived_at_of_key(k) for k in keys], dtype=pl.Datetime("ms"))
+    frame = records_to_frame(merged).with_columns(
         batch_hour=pl.Series([hour_of_key(k) for k in keys], dtype=pl.String),
-        arrived_at=pl.Series([arrived_at_of_key(k) for k in keys], dtype=pl.Datetime("ms")),
+        arrived_at=arrived,
+        event_time_source=pl.lit(feed.semantics),
         payload_key=pl.Series(keys, dtype=pl.String),
     )
+    return frame if feed.field else frame.with_columns(event_time=arrived)
 
 
 def quarantine_record(reject: dict) -> bytes:

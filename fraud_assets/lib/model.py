@@ -1,19 +1,22 @@
-"""Training and evaluation: time-based split, bounded RandomForest, cost-based threshold."""
+"""Training: time split, features for the feed's semantics, fit, calibrate, decide, measure."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import precision_recall_curve
 from sklearn.pipeline import Pipeline
 
-from fraud_assets.lib.features import FEATURES, compute_features, feature_matrix
+from fraud_assets.lib.calibration import Calibration, reliability
+from fraud_assets.lib.decision import DecisionRule
+from fraud_assets.lib.features import FeatureSet
+from fraud_assets.lib.metrics import Evaluation, evaluate
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class TrainParams:
     """Hyperparameters and business settings: the one home of their defaults.
 
     The Dagster configs and ``python -m fraud_assets.evaluate`` take their defaults from here
-    (see ``default_params``). The defaults were chosen on the validation window inside the
+    (see ``default_params``). Every default was chosen on the validation window inside the
     training data, never on a test file.
     """
 
@@ -39,15 +42,19 @@ class TrainParams:
     max_leaf_nodes: int = 31
     l2_regularization: float = 1.0
     # Class imbalance: every fraud is kept and only this share of legitimate training rows is
-    # drawn (once, seeded). Fraud rises from ~0.6% to ~3% of the rows a tree sees, and training
-    # is ~5x cheaper. No class re-weighting: "balanced" weights cost AP on the validation
-    # window. The cost-based threshold, chosen on the untouched validation window, makes the
-    # decision, so the shifted probabilities do no harm.
+    # drawn (once, seeded). Calibration divides the resulting prior shift back out.
     legit_sample_rate: float = 0.2
     class_weight: str | None = None
     validation_fraction: float = 0.2
+    # Card profiles (arrival feeds): a training row sees its card's profile as of this many
+    # days before it, and rows in the data's first days (whose cards have no profile yet only
+    # because the data starts there) are not fitted on.
+    profile_lag_days: float = 3.0
+    profile_warmup_days: float = 45.0
+    # The decision: review when p x amount reaches the review cost, within an optional cap on
+    # the share of transactions flagged.
     review_cost: float = 5.0
-    cards_per_day_k: int = 100
+    max_flag_rate: float | None = None
     n_jobs: int = -1
     random_state: int = 7
 
@@ -68,43 +75,30 @@ def default_params(model: str = "rf", **overrides: object) -> TrainParams:
 
 
 @dataclass
-class Evaluation:
-    """Metrics on a labelled set at a given threshold."""
-
-    ap: float
-    roc_auc: float
-    precision: float
-    recall: float
-    f1: float
-    threshold: float
-    cost: float
-    cost_at_half: float
-    card_precision_at_k: float
-    rows: int
-    frauds: int
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-@dataclass
 class TrainResult:
     """A fitted pipeline with everything needed to log, gate and serve it."""
 
     pipeline: Pipeline
     params: TrainParams
-    threshold: float
+    feature_set: FeatureSet
+    calibration: Calibration
+    decision: DecisionRule
     validation: Evaluation
     train_rows: int
     fit_rows: int
+    fit_start: dt.datetime
+    fit_end: dt.datetime
     validation_start: dt.datetime
+    validation_end: dt.datetime
     fit_seconds: float
+    #: Validation rows: features, ``is_fraud``, ``amt`` and ``fraud_probability``.
     validation_features: pl.DataFrame = field(default_factory=pl.DataFrame)
     importances: dict[str, float] = field(default_factory=dict)
     pr_curve: tuple[np.ndarray, np.ndarray] | None = None
+    reliability: list[tuple[float, float, int]] = field(default_factory=list)
 
 
-def build_pipeline(params: TrainParams) -> Pipeline:
+def build_pipeline(params: TrainParams, features: tuple[str, ...]) -> Pipeline:
     """The scikit-learn pipeline: median imputation, then the classifier."""
     if params.model == "rf":
         clf = RandomForestClassifier(
@@ -124,7 +118,7 @@ def build_pipeline(params: TrainParams) -> Pipeline:
             learning_rate=params.learning_rate,
             max_leaf_nodes=params.max_leaf_nodes,
             l2_regularization=params.l2_regularization,
-            categorical_features=[FEATURES.index("category_code")],
+            categorical_features=[features.index("category_code")],
             class_weight=params.class_weight,
             # No early stopping: it would hold out a random split of the training window.
             early_stopping=False,
@@ -135,14 +129,11 @@ def build_pipeline(params: TrainParams) -> Pipeline:
     return Pipeline([("impute", SimpleImputer(strategy="median")), ("model", clf)])
 
 
-def time_split(
-    frame: pl.DataFrame, validation_fraction: float
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split by event time: the earliest rows train, the latest ``validation_fraction`` validate."""
+def time_cut(frame: pl.DataFrame, validation_fraction: float) -> dt.datetime:
+    """The event time from which the latest ``validation_fraction`` of rows validate."""
     if not 0 < validation_fraction < 1:
         raise ValueError("validation_fraction must be between 0 and 1")
-    cut = frame["event_time"].sort().quantile(1 - validation_fraction, "lower")
-    return frame.filter(pl.col("event_time") < cut), frame.filter(pl.col("event_time") >= cut)
+    return frame["event_time"].sort().quantile(1 - validation_fraction, "lower")
 
 
 def sample_legit(frame: pl.DataFrame, rate: float, seed: int) -> pl.DataFrame:
@@ -155,115 +146,85 @@ def sample_legit(frame: pl.DataFrame, rate: float, seed: int) -> pl.DataFrame:
     return frame.filter((pl.col("is_fraud") == 1) | pl.Series(draw))
 
 
-def cost_threshold(y: np.ndarray, proba: np.ndarray, amt: np.ndarray, review_cost: float):
-    """The threshold that minimises missed-fraud amounts plus review cost of false alarms.
-
-    Returns ``(threshold, cost)``. Flagging means ``proba >= threshold``.
-    """
-    order = np.argsort(-proba, kind="stable")
-    p, yy, a = proba[order], y[order], amt[order]
-    # Flag the top i rows, for i = 0..n; cost = fraud amount left unflagged + review of false flags.
-    missed = np.concatenate([[np.sum(a * yy)], np.sum(a * yy) - np.cumsum(a * yy)])
-    false_alarms = np.concatenate([[0.0], np.cumsum(1 - yy)]) * review_cost
-    cost = missed + false_alarms
-    # Only cut between distinct probabilities.
-    valid = np.concatenate([[True], np.append(p[1:] < p[:-1], True)])
-    cost = np.where(valid, cost, np.inf)
-    best = int(np.argmin(cost))
-    threshold = 1.0 + 1e-9 if best == 0 else float(p[best - 1])
-    return threshold, float(cost[best])
-
-
-def decision_cost(
-    y: np.ndarray, proba: np.ndarray, amt: np.ndarray, threshold: float, review_cost: float
-) -> float:
-    """Cost of flagging ``proba >= threshold``."""
-    flag = proba >= threshold
-    return float(np.sum(amt[(y == 1) & ~flag]) + review_cost * np.sum((y == 0) & flag))
-
-
-def card_precision_at_k(frame: pl.DataFrame, proba: np.ndarray, k: int) -> float:
-    """Mean over days of the share of truly compromised cards among the k riskiest cards."""
-    per_card = (
-        frame.select("cc_num", "is_fraud", day=pl.col("event_time").dt.date())
-        .with_columns(proba=pl.Series(proba))
-        .group_by("day", "cc_num")
-        .agg(pl.col("proba").max(), pl.col("is_fraud").max())
-    )
-    top = per_card.sort("proba", descending=True).group_by("day").head(k)
-    daily = top.group_by("day").agg(pl.col("is_fraud").cast(pl.Float64).sum() / k)
-    return float(daily["is_fraud"].mean() or 0.0)
-
-
-def evaluate(
-    frame: pl.DataFrame, proba: np.ndarray, threshold: float, params: TrainParams
-) -> Evaluation:
-    """Metrics for labelled rows (with ``is_fraud``, ``amt``, ``cc_num``, ``event_time``)."""
-    y = frame["is_fraud"].cast(pl.Int8).to_numpy()
-    amt = frame["amt"].to_numpy()
-    flag = proba >= threshold
-    tp = int(np.sum(flag & (y == 1)))
-    precision = tp / max(int(flag.sum()), 1)
-    recall = tp / max(int(y.sum()), 1)
-    both = len(np.unique(y)) == 2
-    return Evaluation(
-        ap=float(average_precision_score(y, proba)) if both else float("nan"),
-        roc_auc=float(roc_auc_score(y, proba)) if both else float("nan"),
-        precision=precision,
-        recall=recall,
-        f1=2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-        threshold=threshold,
-        cost=decision_cost(y, proba, amt, threshold, params.review_cost),
-        cost_at_half=decision_cost(y, proba, amt, 0.5, params.review_cost),
-        card_precision_at_k=card_precision_at_k(frame, proba, params.cards_per_day_k),
-        rows=len(y),
-        frauds=int(y.sum()),
-    )
-
-
-def predict_proba(pipeline: Pipeline, features: pl.DataFrame) -> np.ndarray:
-    """Fraud probability for each row of a feature frame."""
+def predict_raw(pipeline: Pipeline, fs: FeatureSet, features: pl.DataFrame) -> np.ndarray:
+    """The model's own fraud probability for each row of a feature frame (not calibrated)."""
     if features.height == 0:
         return np.empty(0)
-    return pipeline.predict_proba(feature_matrix(features))[:, 1]
+    return pipeline.predict_proba(fs.matrix(features))[:, 1]
 
 
-def train(transactions: pl.DataFrame, params: TrainParams = TrainParams()) -> TrainResult:
-    """Compute features, split by time, fit, choose the cost threshold on the validation window."""
-    feats = compute_features(transactions).with_columns(is_fraud=transactions["is_fraud"])
-    train_part, valid_part = time_split(feats, params.validation_fraction)
-    if train_part["is_fraud"].sum() == 0 or valid_part["is_fraud"].sum() == 0:
+def split_features(
+    transactions: pl.DataFrame, fs: FeatureSet, params: TrainParams
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(fit, validation)`` feature frames with ``is_fraud``, split at ``time_cut``.
+
+    Fit rows are computed as training computes them (from strictly earlier rows). Validation
+    rows are computed exactly as serving would compute them at the cut: against the profile
+    frozen there (arrival), or with the history continuing in time order (event time).
+    """
+    cut = time_cut(transactions, params.validation_fraction)
+    labelled = transactions.select("trans_num", "is_fraud")
+    fit_rows = transactions.filter(pl.col("event_time") < cut)
+    valid_rows = transactions.filter(pl.col("event_time") >= cut)
+    if fs.uses_profiles:
+        lag = dt.timedelta(days=params.profile_lag_days)
+        fit = fs.training_features(fit_rows, lag)
+        start = fit_rows["event_time"].min() + dt.timedelta(days=params.profile_warmup_days)
+        fit = fit.filter(pl.col("event_time") >= start)
+        valid = fs.serving_features(valid_rows, fs.build_state(fit_rows))
+    else:
+        both = fs.training_features(transactions, dt.timedelta(0))
+        fit = both.filter(pl.col("event_time") < cut)
+        valid = both.filter(pl.col("event_time") >= cut)
+    return (
+        fit.join(labelled, on="trans_num", how="left", maintain_order="left"),
+        valid.join(labelled, on="trans_num", how="left", maintain_order="left"),
+    )
+
+
+def train(transactions: pl.DataFrame, fs: FeatureSet, params: TrainParams) -> TrainResult:
+    """Features for ``fs``, time split, fit, prior-corrected calibration and the decision rule
+    (its capacity bound chosen on the validation window), and validation metrics."""
+    fit_part, valid_part = split_features(transactions, fs, params)
+    if fit_part["is_fraud"].sum() == 0 or valid_part["is_fraud"].sum() == 0:
         raise ValueError("both the training and validation windows need at least one fraud")
-    fit_part = sample_legit(train_part, params.legit_sample_rate, params.random_state)
-    pipeline = build_pipeline(params)
+    sampled = sample_legit(fit_part, params.legit_sample_rate, params.random_state)
+    pipeline = build_pipeline(params, fs.features)
     started = time.perf_counter()
-    pipeline.fit(feature_matrix(fit_part), fit_part["is_fraud"].to_numpy())
+    pipeline.fit(fs.matrix(sampled), sampled["is_fraud"].to_numpy())
     fit_seconds = time.perf_counter() - started
     if params.model == "rf":
         # Serve on one thread: a parallel sum of tree votes is order-dependent in the last bits
         # (the same rows could score differently), and live batches are too small to gain.
         pipeline.set_params(model__n_jobs=1)
-    proba = predict_proba(pipeline, valid_part)
-    y, amt = valid_part["is_fraud"].to_numpy(), valid_part["amt"].to_numpy()
-    threshold, _ = cost_threshold(y, proba, amt, params.review_cost)
-    validation = evaluate(valid_part, proba, threshold, params)
+    y_fit = fit_part["is_fraud"].to_numpy()
+    calibration = Calibration.for_training(y_fit, params.legit_sample_rate, params.class_weight)
+    proba = calibration.apply(predict_raw(pipeline, fs, valid_part))
+    y, amount = valid_part["is_fraud"].to_numpy(), valid_part["amt"].to_numpy()
+    rule = DecisionRule.fit(params.review_cost, proba, amount, params.max_flag_rate)
     precision, recall, _ = precision_recall_curve(y, proba)
     model = pipeline.named_steps["model"]
     importances = (
-        dict(zip(FEATURES, map(float, model.feature_importances_), strict=False))
+        dict(zip(fs.features, map(float, model.feature_importances_), strict=True))
         if hasattr(model, "feature_importances_")
         else {}
     )
     return TrainResult(
         pipeline=pipeline,
         params=params,
-        threshold=threshold,
-        validation=validation,
-        train_rows=train_part.height,
-        fit_rows=fit_part.height,
+        feature_set=fs,
+        calibration=calibration,
+        decision=rule,
+        validation=evaluate(y, proba, amount, rule),
+        train_rows=transactions.height,
+        fit_rows=sampled.height,
+        fit_start=fit_part["event_time"].min(),
+        fit_end=fit_part["event_time"].max(),
         validation_start=valid_part["event_time"].min(),
+        validation_end=valid_part["event_time"].max(),
         fit_seconds=fit_seconds,
-        validation_features=valid_part,
+        validation_features=valid_part.with_columns(fraud_probability=pl.Series(proba)),
         importances=importances,
         pr_curve=(precision, recall),
+        reliability=reliability(y, proba),
     )

@@ -38,3 +38,23 @@ def importances_png(importances: dict[str, float], top: int = 15) -> bytes:
     ax.barh([k for k, _ in items], [v for _, v in items])
     ax.set(title="Feature importance", xlabel="mean decrease in impurity")
     return _png(fig)
+
+
+def reliability_png(bins: list[tuple[float, float, int]], ece: float) -> bytes:
+    """Observed fraud rate against mean predicted probability, per quantile bin."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    pred = [b[0] for b in bins]
+    seen = [b[1] for b in bins]
+    top = max([*pred, *seen, 1e-3]) * 1.1
+    ax.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="perfect")
+    ax.plot(pred, seen, marker="o", label="model")
+    ax.set(
+        xlabel="mean predicted probability",
+        ylabel="observed fraud rate",
+        title=f"Reliability (ECE {ece:.4f})",
+        xlim=(0, top),
+        ylim=(0, top),
+    )
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    return _png(fig)

@@ -1,19 +1,44 @@
-"""MLflow tracking and model registry: log a trained model, find and load the champion."""
+"""MLflow tracking and model registry: log and register models, find, cache and load them.
+
+Models are stored with skops and loaded only with this module's own allow-list of types, so a
+model file cannot run code when it is loaded, whoever could write to the registry. A loaded
+version is cached on local disk (versions never change), so a scoring run reads it without
+MLflow. Only MLflow's "not found" means "no champion": any other failure to reach the
+registry raises ``RegistryUnavailable``, so nothing acts on a registry it cannot see.
+"""
 
 from __future__ import annotations
 
-import functools
+import json
 import logging
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from fraud_assets.lib.features import FEATURE_SET_VERSION, FEATURES
+from fraud_assets.lib.calibration import Calibration
+from fraud_assets.lib.decision import DecisionRule
+from fraud_assets.lib.features import feature_set
 from fraud_assets.lib.model import TrainResult
+from fraud_assets.lib.redaction import redact
+from fraud_assets.lib.serving import ServingModel
 
 CHAMPION = "champion"
+#: Registered-model tag holding the champion's history, newest last (for rollback).
+HISTORY_TAG = "champion_history"
+#: Types a model file may hold besides skops' defaults: nothing that can run code.
+TRUSTED_TYPES = [
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+    "functools.partial",
+]
+MODEL_FILE = "model.skops"
 log = logging.getLogger(__name__)
 
 
@@ -21,23 +46,58 @@ class NoChampionError(LookupError):
     """The registry holds no model with the champion alias."""
 
 
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be reached or answered with an error (not "not found")."""
+
+
 @dataclass(frozen=True)
 class RegisteredModel:
-    """One registered version and what serving needs to know about it."""
+    """One registered version and what serving, the gate and monitoring need to know."""
 
     name: str
     version: str
     run_id: str
-    threshold: float
+    semantics: str
     feature_set_version: str
-    metrics: dict[str, float]
+    calibration: Calibration
+    decision: DecisionRule
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float:
+        """The decision's expected-loss bound, in dollars."""
+        return self.decision.min_expected_loss
+
+    def tag_float(self, key: str, default: float = float("nan")) -> float:
+        try:
+            return float(self.tags[key])
+        except (KeyError, ValueError):
+            return default
 
 
 def _client(tracking_uri: str):  # noqa: ANN202
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Fail within seconds, not minutes, when a server is down: callers retry on their own.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _unavailable(tracking_uri: str, exc: Exception) -> RegistryUnavailable:
+    return RegistryUnavailable(
+        f"the MLflow registry at {redact(tracking_uri)} is unavailable: "
+        f"{type(exc).__name__}: {redact(str(exc))[:300]}"
+    )
+
+
+def _is_not_found(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "")
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    return code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str:
@@ -49,17 +109,38 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | Non
     return client.create_experiment(name, artifact_location=artifact_location)
 
 
+def model_tags(result: TrainResult) -> dict[str, str]:
+    """What serving and the gate need, as registry tags of the version."""
+    v = result.validation
+    return {
+        "model_kind": result.params.model,
+        "feed_semantics": result.feature_set.semantics,
+        "feature_set_version": result.feature_set.version,
+        "odds_factor": repr(result.calibration.odds_factor),
+        "review_cost": repr(result.decision.review_cost),
+        "min_expected_loss": repr(result.decision.min_expected_loss),
+        "fit_start": str(result.fit_start),
+        "fit_end": str(result.fit_end),
+        "validation_start": str(result.validation_start),
+        "validation_end": str(result.validation_end),
+        "val_ap": repr(v.ap),
+        "val_flag_rate": repr(v.flag_rate),
+        "val_fraud_rate": repr(v.fraud_rate),
+        "val_ece": repr(v.ece),
+    }
+
+
 def log_and_register(
     result: TrainResult,
-    example: pl.DataFrame,
     *,
     tracking_uri: str,
     experiment: str,
     model_name: str,
     artifact_location: str | None,
     tags: dict[str, str] | None = None,
+    artifacts: dict[str, bytes] | None = None,
 ) -> RegisteredModel:
-    """Log params, metrics and the model (with signature and input example) and register it."""
+    """Log params, metrics, plots and the model (skops, with signature) and register it."""
     import mlflow
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -67,108 +148,212 @@ def log_and_register(
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     exp_id = ensure_experiment(tracking_uri, experiment, artifact_location)
+    fs = result.feature_set
     metrics = {f"val_{k}": float(v) for k, v in result.validation.as_dict().items()}
     metrics["fit_seconds"] = result.fit_seconds
-    x_example = example.select(FEATURES).to_pandas()
-    signature = infer_signature(x_example, np.zeros(len(x_example)))
-    with mlflow.start_run(experiment_id=exp_id, tags=tags) as run:
+    example = result.validation_features.head(5).select(fs.features).to_pandas()
+    signature = infer_signature(example, np.zeros(len(example)))
+    version_tags = model_tags(result)
+    with mlflow.start_run(experiment_id=exp_id, tags={**(tags or {}), **version_tags}):
         mlflow.log_params({f"param_{k}": v for k, v in vars(result.params).items()})
         mlflow.log_params(
             {
-                "feature_set_version": FEATURE_SET_VERSION,
+                "feature_set_version": fs.version,
+                "feed_semantics": fs.semantics,
                 "train_rows": result.train_rows,
                 "fit_rows": result.fit_rows,
-                "validation_start": str(result.validation_start),
             }
         )
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         if result.importances:
             mlflow.log_dict(result.importances, "feature_importances.json")
+        mlflow.log_dict({"bins": result.reliability}, "reliability.json")
+        for name, data in (artifacts or {}).items():
+            _log_bytes(name, data)
         info = mlflow.sklearn.log_model(
             result.pipeline,
             name="model",
             signature=signature,
-            input_example=x_example,
-            serialization_format="cloudpickle",
+            input_example=example,
+            serialization_format="skops",
+            skops_trusted_types=TRUSTED_TYPES,
             registered_model_name=model_name,
-            pip_requirements=["scikit-learn", "numpy", "cloudpickle"],
+            pip_requirements=["scikit-learn", "numpy", "skops"],
         )
     version = str(info.registered_model_version)
     client = _client(tracking_uri)
-    for key, value in {
-        "threshold": result.threshold,
-        "model_kind": result.params.model,
-        "feature_set_version": FEATURE_SET_VERSION,
-        "val_ap": result.validation.ap,
-    }.items():
-        client.set_model_version_tag(model_name, version, key, str(value))
-    return RegisteredModel(
-        model_name, version, run.info.run_id, result.threshold, FEATURE_SET_VERSION, metrics
-    )
+    for key, value in version_tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    return get_version(tracking_uri, model_name, version)
+
+
+def _log_bytes(name: str, data: bytes) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        mlflow.log_artifact(str(path))
 
 
 def _describe(client, name: str, mv) -> RegisteredModel:  # noqa: ANN001
+    tags = dict(mv.tags)
     run = client.get_run(mv.run_id)
     return RegisteredModel(
         name=name,
         version=str(mv.version),
         run_id=mv.run_id,
-        threshold=float(mv.tags.get("threshold", 0.5)),
-        feature_set_version=mv.tags.get("feature_set_version", ""),
+        semantics=tags.get("feed_semantics", "unknown"),
+        feature_set_version=tags.get("feature_set_version", "unknown"),
+        calibration=Calibration(float(tags.get("odds_factor", 1.0))),
+        decision=DecisionRule(
+            review_cost=float(tags.get("review_cost", 5.0)),
+            min_expected_loss=float(tags.get("min_expected_loss", tags.get("review_cost", 5.0))),
+        ),
+        tags=tags,
         metrics=dict(run.data.metrics),
     )
 
 
 def get_champion(tracking_uri: str, model_name: str) -> RegisteredModel | None:
-    """The champion version, or None when the registry has none (or no such model)."""
-    from mlflow.exceptions import MlflowException
+    """The champion version, or None when the registry says it has none.
 
-    client = _client(tracking_uri)
+    Raises RegistryUnavailable for anything but "not found" (a server that is down, say)."""
     try:
+        client = _client(tracking_uri)
         mv = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None
-    return _describe(client, model_name, mv)
+        return _describe(client, model_name, mv)
+    except Exception as exc:
+        if _is_not_found(exc):
+            return None
+        raise _unavailable(tracking_uri, exc) from None
 
 
 def get_version(tracking_uri: str, model_name: str, version: str) -> RegisteredModel:
+    try:
+        client = _client(tracking_uri)
+        return _describe(client, model_name, client.get_model_version(model_name, version))
+    except Exception as exc:
+        raise _unavailable(tracking_uri, exc) from None
+
+
+def set_version_tags(tracking_uri: str, model_name: str, version: str, tags: dict) -> None:
     client = _client(tracking_uri)
-    return _describe(client, model_name, client.get_model_version(model_name, version))
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, str(value))
 
 
-def promote(tracking_uri: str, model_name: str, version: str) -> None:
-    """Give ``version`` the champion alias (moving it from any earlier version)."""
-    _client(tracking_uri).set_registered_model_alias(model_name, CHAMPION, version)
+def champion_history(tracking_uri: str, model_name: str) -> list[dict]:
+    """Every champion change so far, oldest first: ``{"version", "reason", "at"}``."""
+    try:
+        rm = _client(tracking_uri).get_registered_model(model_name)
+    except Exception as exc:
+        if _is_not_found(exc):
+            return []
+        raise _unavailable(tracking_uri, exc) from None
+    return json.loads(rm.tags.get(HISTORY_TAG, "[]"))
 
 
-@functools.lru_cache(maxsize=4)
-def load_pipeline(tracking_uri: str, model_name: str, version: str):  # noqa: ANN201
-    """Load one registered version's scikit-learn pipeline (cached: versions never change)."""
+def promote(tracking_uri: str, model_name: str, version: str, reason: str, at: str) -> None:
+    """Give ``version`` the champion alias and record why in the champion history."""
+    client = _client(tracking_uri)
+    history = champion_history(tracking_uri, model_name)
+    history.append({"version": str(version), "reason": reason[:500], "at": at})
+    client.set_registered_model_alias(model_name, CHAMPION, str(version))
+    client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history[-50:]))
+
+
+def previous_champion(tracking_uri: str, model_name: str) -> str | None:
+    """The version that was champion before the current one, from the history."""
+    history = champion_history(tracking_uri, model_name)
+    current = history[-1]["version"] if history else None
+    for entry in reversed(history[:-1]):
+        if entry["version"] != current:
+            return entry["version"]
+    return None
+
+
+def cached_pipeline(cache_dir: Path, tracking_uri: str, model_name: str, version: str):  # noqa: ANN201
+    """Load one version's pipeline from the local cache, downloading it first if needed."""
+    target = cache_dir / model_name / str(version) / MODEL_FILE
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client = _client(tracking_uri)
+            mv = client.get_model_version(model_name, str(version))
+            with tempfile.TemporaryDirectory() as tmp:
+                local = _download_model_file(mv.source, tmp, tracking_uri)
+                part = target.with_suffix(".part")
+                shutil.copyfile(local, part)
+                os.replace(part, target)
+        except Exception as exc:
+            raise _unavailable(tracking_uri, exc) from None
+    return load_model_file(target)
+
+
+def _download_model_file(source: str, tmp: str, tracking_uri: str) -> Path:
     import mlflow
-    import mlflow.sklearn
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
+    return next(root.rglob(MODEL_FILE))
 
 
-def load_champion(tracking_uri: str, model_name: str):  # noqa: ANN201
-    """``(pipeline, RegisteredModel)`` for the champion; raise NoChampionError if there is none."""
+def load_model_file(path: Path):  # noqa: ANN201
+    """A pipeline from a skops file, refusing any type outside the allow-list."""
+    import skops.io
+
+    untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+    if untrusted:
+        raise ValueError(f"model file holds types that are not allowed: {untrusted}")
+    return skops.io.load(path, trusted=TRUSTED_TYPES)
+
+
+def serving_model(info: RegisteredModel, pipeline: object) -> ServingModel:
+    """What the serving path needs, from a registered version and its pipeline."""
+    return ServingModel(
+        pipeline=pipeline,
+        feature_set=feature_set(info.feature_set_version),
+        calibration=info.calibration,
+        decision=info.decision,
+        name=info.name,
+        version=info.version,
+    )
+
+
+def load_champion(
+    tracking_uri: str, model_name: str, cache_dir: Path
+) -> tuple[ServingModel, RegisteredModel]:
+    """The champion, ready to serve; NoChampionError if there is none."""
     champ = get_champion(tracking_uri, model_name)
     if champ is None:
         raise NoChampionError(
             f"the MLflow registry at {redact(tracking_uri)} has no '{model_name}@{CHAMPION}'; "
             "materialize the training assets (raw_training_data, rf_model, champion_model) first"
         )
-    return load_pipeline(tracking_uri, model_name, champ.version), champ
+    pipeline = cached_pipeline(cache_dir, tracking_uri, model_name, champ.version)
+    return serving_model(champ, pipeline), champ
 
 
-def redact(uri: str) -> str:
-    """A URI with any password replaced, safe for logs and metadata."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password:
-        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
+def frame_of_versions(tracking_uri: str, model_name: str) -> pl.DataFrame:
+    """Every registered version with its semantics, feature set and validation AP."""
+    client = _client(tracking_uri)
+    rows = [
+        {
+            "version": str(mv.version),
+            "feed_semantics": mv.tags.get("feed_semantics", ""),
+            "feature_set_version": mv.tags.get("feature_set_version", ""),
+            "val_ap": float(mv.tags.get("val_ap", "nan")),
+        }
+        for mv in client.search_model_versions(f"name = '{model_name}'")
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "version": pl.String,
+            "feed_semantics": pl.String,
+            "feature_set_version": pl.String,
+            "val_ap": pl.Float64,
+        },
+    )

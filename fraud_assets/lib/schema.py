@@ -172,6 +172,7 @@ LIVE_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
     **TRANSACTION_SCHEMA,
     "batch_hour": pl.String(),
     "arrived_at": pl.Datetime("ms"),
+    "event_time_source": pl.String(),  # "payload" (the feed's own event time) or "arrival"
     "payload_key": pl.String(),
 }
 
@@ -182,12 +183,16 @@ SCORED_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
         c: TRANSACTION_SCHEMA[c]
         for c in ("trans_num", "event_time", "cc_num", "merchant", "category", "amt")
     },
-    "fraud_probability": pl.Float64(),
+    "event_time_source": pl.String(),
+    "arrived_at": pl.Datetime("ms"),
+    "fraud_probability": pl.Float64(),  # calibrated
+    "expected_loss": pl.Float64(),  # fraud_probability x amt
     "is_flagged": pl.Boolean(),
-    "threshold": pl.Float64(),
+    "threshold": pl.Float64(),  # the probability at or above which a row of this amount is flagged
     "model_name": pl.String(),
     "model_version": pl.String(),
     "feature_set_version": pl.String(),
+    "feed_semantics": pl.String(),
     "scored_at": pl.Datetime("ms"),
     "label_is_fraud": pl.Int8(),
     "batch_hour": pl.String(),
@@ -202,8 +207,28 @@ ANALYST_LABELS_SCHEMA: dict[str, pl.DataType] = {
     "labelled_at": pl.Datetime("ms"),
 }
 
+#: The card history an event-time feed's features read: training rows, by card.
+CARD_HISTORY_SCHEMA: dict[str, pl.DataType] = {
+    c: TRANSACTION_SCHEMA[c]
+    for c in (
+        "trans_num",
+        "event_time",
+        "cc_num",
+        "category",
+        "amt",
+        "gender",
+        "dob",
+        "city_pop",
+        "lat",
+        "long",
+        "merch_lat",
+        "merch_long",
+    )
+}
+
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "live_transactions": LIVE_TRANSACTIONS_SCHEMA,
     "scored_transactions": SCORED_TRANSACTIONS_SCHEMA,
     "analyst_labels": ANALYST_LABELS_SCHEMA,
+    "card_history": CARD_HISTORY_SCHEMA,
 }

@@ -138,25 +138,37 @@ class Warehouse:
 
     # -- writes ----------------------------------------------------------------------------
     def upsert(
-        self, table: str, frame: pl.DataFrame, key: str = "trans_num", update: bool = True
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        key: str = "trans_num",
+        update: bool = True,
+        replace: bool = False,
     ) -> int:
         """Write rows keyed by ``key`` in one transaction.
 
         ``update=True`` replaces existing rows with the same key; ``update=False`` keeps the
-        first one. Either way a repeated write leaves no duplicate keys. Returns rows sent.
+        first one. Either way a repeated write leaves no duplicate keys. ``replace=True``
+        empties the table first, in the same transaction. Returns rows sent.
         """
-        if frame.height == 0:
+        if frame.height == 0 and not replace:
             return 0
         frame = frame.unique(subset=[key], keep="last", maintain_order=True)
         cols = [_check_ident(c) for c in frame.columns]
         if self.postgres:
-            self._pg_upsert(table, frame, cols, key, update)
+            self._pg_upsert(table, frame, cols, key, update, replace)
         else:
-            self._sqlite_upsert(table, frame, cols, key, update)
+            self._sqlite_upsert(table, frame, cols, key, update, replace)
         return frame.height
 
     def _pg_upsert(
-        self, table: str, frame: pl.DataFrame, cols: list[str], key: str, update: bool
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        cols: list[str],
+        key: str,
+        update: bool,
+        replace: bool = False,
     ) -> None:
         from psycopg import sql
 
@@ -177,6 +189,8 @@ class Warehouse:
             else sql.SQL("DO NOTHING")
         )
         with self._pg() as conn, conn.cursor() as cur:
+            if replace:
+                cur.execute(sql.SQL("DELETE FROM {}").format(self._table(table)))
             cur.execute(
                 sql.SQL(
                     "CREATE TEMP TABLE _incoming (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
@@ -193,7 +207,13 @@ class Warehouse:
             )
 
     def _sqlite_upsert(
-        self, table: str, frame: pl.DataFrame, cols: list[str], key: str, update: bool
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        cols: list[str],
+        key: str,
+        update: bool,
+        replace: bool = False,
     ) -> None:
         conv = frame.with_columns(
             pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.3f"),
@@ -208,6 +228,8 @@ class Warehouse:
             f'ON CONFLICT ("{key}") {conflict}'
         )
         with closing(self._sqlite()) as conn, conn:
+            if replace:
+                conn.execute(f"DELETE FROM {self._table(table)}")
             conn.executemany(stmt, conv.iter_rows())
 
     # -- reads -----------------------------------------------------------------------------

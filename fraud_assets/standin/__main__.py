@@ -30,9 +30,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--mode",
-        choices=["replay", "random"],
-        default="replay",
-        help="replay rows in event-time order, or draw at random like the real API",
+        choices=["random", "replay"],
+        default="random",
+        help="random (default): like the real API, random rows with current_time = now and no "
+        "true event time; replay: an event-time feed, rows in time order, each carrying its "
+        "true event time in --event-time-field (set FRAUD_FEED_SEMANTICS=payload to use it)",
+    )
+    parser.add_argument(
+        "--event-time-field",
+        default="event_time",
+        help="replay mode: the column holding each row's true event time, epoch ms "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--rate-limit-per-minute",
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         files_dir=args.files_dir,
         rows_per_call=args.rows_per_call,
         mode=args.mode,
+        event_time_field=args.event_time_field,
         rate_per_second=args.rate,
         rate_limit_per_minute=args.rate_limit_per_minute,
         fault_rate=args.fault_rate,

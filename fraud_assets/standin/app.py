@@ -32,7 +32,11 @@ class StandinConfig:
     #: row that became due since the previous call, at most ``max_rows_per_call``.
     rate_per_second: float = 0.0
     max_rows_per_call: int = 5000
-    mode: str = "replay"  # "replay": in event-time order; "random": draws, like the real API
+    #: "random": the real API (random rows, current_time = now, no true event time);
+    #: "replay": an event-time feed (rows in time order, each with its true event time in
+    #: ``event_time_field``, shifted by whole weeks to the present).
+    mode: str = "random"
+    event_time_field: str = "event_time"
     rate_limit_per_minute: int = 0  # 0 disables the emulated limit
     fault_rate: float = 0.0
     faults: tuple[str, ...] = FAULTS
@@ -74,14 +78,13 @@ def create_app(config: StandinConfig) -> FastAPI:
     rng = random.Random(config.seed)
     app = FastAPI(title="Transactions API stand-in", docs_url=None, redoc_url=None)
 
-    def next_rows() -> tuple[pl.DataFrame, list[int]]:
+    def next_rows() -> tuple[pl.DataFrame, list[int] | None]:
+        """The rows of one call and, in replay mode, their true event times (epoch ms)."""
         with state.lock:
             n = config.rows_per_call
             if config.mode == "random":
                 idx = [rng.randrange(state.frame.height) for _ in range(n)]
-                rows = state.frame[idx]
-                now = int(time.time() * 1000)
-                return rows, [now] * n
+                return state.frame[idx], None
             if state.paused:
                 n = 0
             elif config.rate_per_second > 0:
@@ -131,10 +134,12 @@ def create_app(config: StandinConfig) -> FastAPI:
                 "<!DOCTYPE html><html><body><h1>Space is sleeping</h1></body></html>",
                 media_type="text/html",
             )
-        rows, times = next_rows()
+        rows, event_times = next_rows()
         if fault == "wrong_columns":
             rows = rows.rename({"amt": "amount"})
-        body = _encode(rows, times, wrong=fault == "wrong_columns")
+        now = int(time.time() * 1000)
+        extra = None if event_times is None else {config.event_time_field: event_times}
+        body = _encode(rows, [now] * rows.height, extra, wrong=fault == "wrong_columns")
         if fault == "truncated":
             body = body[: len(body) // 2]
         else:
@@ -186,9 +191,11 @@ def create_app(config: StandinConfig) -> FastAPI:
     return app
 
 
-def _encode(rows: pl.DataFrame, times: list[int], wrong: bool) -> bytes:
+def _encode(
+    rows: pl.DataFrame, times: list[int], extra: dict[str, list[int]] | None, wrong: bool
+) -> bytes:
     if not wrong:
-        return encode_payload(rows, rows[""].to_list(), times)
+        return encode_payload(rows, rows[""].to_list(), times, extra)
     import json
 
     inner = json.dumps(

@@ -1,15 +1,22 @@
 """Live scoring: what the API brought, and those rows scored by the champion model."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from fraud_assets.defs.resources import MlflowResource, ObjectStoreResource, WarehouseResource
+from fraud_assets.defs.resources import (
+    FeedResource,
+    MlflowResource,
+    ObjectStoreResource,
+    WarehouseResource,
+)
 from fraud_assets.defs.scoring.partitions import hourly_partitions
 from fraud_assets.defs.training.assets import column_schema
 from fraud_assets.lib import registry
-from fraud_assets.lib.features import INPUT_COLUMNS
+from fraud_assets.lib.card_state import WarehouseState
+from fraud_assets.lib.features import IncompatibleModel
 from fraud_assets.lib.landing import (
     LANDING_PREFIX,
     parse_payloads,
@@ -17,7 +24,7 @@ from fraud_assets.lib.landing import (
     quarantine_record,
 )
 from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
-from fraud_assets.lib.scoring import score_batch
+from fraud_assets.lib.serving import score_rows
 
 
 @dg.asset(
@@ -39,6 +46,7 @@ def live_transactions(
     context: dg.AssetExecutionContext,
     object_store: ObjectStoreResource,
     warehouse: WarehouseResource,
+    feed: FeedResource,
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     """Transactions the API brought in this hour, parsed from the raw payloads the sensor landed
     in object storage. Each run loads every payload of the hour not yet in the table, so a
@@ -53,7 +61,7 @@ def live_transactions(
         where={"batch_hour": [hour]},
     )["payload_key"]
     keys = sorted(set(store.list(f"{LANDING_PREFIX}/{hour}/")) - set(loaded.to_list()))
-    parsed = parse_payloads([(k, store.get_bytes(k)) for k in keys])
+    parsed = parse_payloads([(k, store.get_bytes(k)) for k in keys], feed.feed())
     for reject in parsed.rejects:
         suffix = f"-{reject['trans_num']}" if "trans_num" in reject else ""
         store.put_bytes(quarantine_key(reject["payload_key"]) + suffix, quarantine_record(reject))
@@ -80,15 +88,19 @@ def live_transactions(
     )
 
 
+#: Bump when scoring changes what it writes for the same rows and model: the UI then shows
+#: scored partitions as out of date.
+SCORING_CODE_VERSION = "serving-2"
+
+
 @dg.asset(
     group_name="scoring",
     kinds={"sql", "sklearn"},
     partitions_def=hourly_partitions,
     io_manager_key="warehouse_io_manager",
-    ins={
-        "live_transactions": dg.AssetIn(),
-        "raw_training_data": dg.AssetIn(metadata={"columns": list(INPUT_COLUMNS)}),
-    },
+    ins={"live_transactions": dg.AssetIn()},
+    deps=["champion_model", "card_state"],
+    code_version=SCORING_CODE_VERSION,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     pool="warehouse",
 )
@@ -96,52 +108,46 @@ def scored_transactions(
     context: dg.AssetExecutionContext,
     mlflow_registry: MlflowResource,
     warehouse: WarehouseResource,
+    object_store: ObjectStoreResource,
+    feed: FeedResource,
     live_transactions: pl.DataFrame,
-    raw_training_data: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
-    """This hour's live transactions scored by the champion model: fraud probability, decision
-    at the model's cost-based threshold, model name and version, feature-set version and
-    ``scored_at``. Rows already scored by the same model version are skipped; a new champion
-    re-scores them, so re-scoring is an ordinary backfill. Per-card history features read the
-    card's earlier training and live transactions through the shared feature code."""
+    """This hour's live transactions scored by the champion through the one serving path
+    (``lib/serving.py``): card state read by card, features for the feed's semantics,
+    calibrated fraud probability, and the expected-cost decision. Rows already scored by the
+    same model version are skipped; a new champion re-scores them, so re-scoring is an
+    ordinary backfill. The feature rows each score was computed from are kept in object
+    storage (``served_features/…``), so retraining learns from rows exactly as served."""
     try:
-        pipeline, champ = registry.load_champion(
-            mlflow_registry.tracking_uri, mlflow_registry.model_name
+        model, champ = registry.load_champion(
+            mlflow_registry.tracking_uri,
+            mlflow_registry.model_name,
+            Path(mlflow_registry.cache_dir),
         )
     except registry.NoChampionError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     wh = warehouse.warehouse()
+    hour = context.partition_key
     done = wh.read(
         "scored_transactions",
         SCORED_TRANSACTIONS_SCHEMA,
         columns=["trans_num", "model_version"],
-        where={"batch_hour": [context.partition_key]},
+        where={"batch_hour": [hour]},
     )
     done_now = done.filter(pl.col("model_version") == champ.version)["trans_num"]
     todo = live_transactions.filter(~pl.col("trans_num").is_in(done_now.implode()))
-    cards = todo["cc_num"].unique().to_list()
-    earlier_live = wh.read(
-        "live_transactions",
-        LIVE_TRANSACTIONS_SCHEMA,
-        columns=list(INPUT_COLUMNS),
-        where={"cc_num": cards},
-    )
-    history = pl.concat(
-        [
-            raw_training_data.filter(pl.col("cc_num").is_in(cards)).select(INPUT_COLUMNS),
-            earlier_live,
-        ],
-        how="vertical_relaxed",
-    )
-    scored = score_batch(
-        todo,
-        history,
-        pipeline,
-        model_name=champ.name,
-        model_version=champ.version,
-        threshold=champ.threshold,
-        batch_hour=context.partition_key,
-    )
+    try:
+        batch = score_rows(
+            todo, WarehouseState(wh), model, semantics=feed.semantics, batch_hour=hour
+        )
+    except IncompatibleModel as exc:
+        raise dg.Failure(f"champion v{champ.version} refused: {exc}", allow_retries=False) from exc
+    scored = batch.scored
+    if scored.height:
+        served = batch.features.with_columns(
+            model_version=pl.lit(champ.version), batch_hour=pl.lit(hour)
+        )
+        object_store.store().put_parquet(served_features_key(hour, champ.version), served)
     flagged = int(scored["is_flagged"].sum()) if scored.height else 0
     return dg.Output(
         scored,
@@ -151,7 +157,13 @@ def scored_transactions(
             "flagged": flagged,
             "amount_flagged": float(scored.filter("is_flagged")["amt"].sum()) if flagged else 0.0,
             "model_version": champ.version,
-            "threshold": champ.threshold,
-            "history_rows": history.height,
+            "feed_semantics": feed.semantics,
+            "feature_set_version": champ.feature_set_version,
+            "min_expected_loss": champ.threshold,
         },
     )
+
+
+def served_features_key(hour: str, version: str) -> str:
+    """Where the feature rows of one hour's scores by one model version are kept."""
+    return f"served_features/hour={hour}/v{version}.parquet"

@@ -1,7 +1,6 @@
 """The transactions sensor: poll the API, land every payload, launch micro-batch runs."""
 
 import datetime as dt
-import os
 
 import dagster as dg
 
@@ -14,9 +13,9 @@ from fraud_assets.defs.resources import (
 from fraud_assets.lib import registry
 from fraud_assets.lib.api import ApiUnavailable
 from fraud_assets.lib.landing import LANDING_PREFIX, hour_of, hour_of_key, landing_key
+from fraud_assets.settings import load_settings
 
-POLL_SECONDS = int(os.environ.get("FRAUD_POLL_INTERVAL_SECONDS", "15"))
-CALLS_PER_TICK = int(os.environ.get("FRAUD_CALLS_PER_TICK", "1"))
+POLL_SECONDS = load_settings().poll_interval_seconds
 #: How far back a tick looks for landed payloads it has not yet handed to a run.
 LOOKBACK_HOURS = 48
 
@@ -65,7 +64,7 @@ def transactions_sensor(
     store = object_store.store()
     client = transactions_api.client()
     problems: list[str] = []
-    for _ in range(CALLS_PER_TICK):
+    for _ in range(load_settings().calls_per_tick):
         try:
             payload = client.fetch()
         except ApiUnavailable as exc:
@@ -75,7 +74,12 @@ def transactions_sensor(
     if problems:
         context.log.warning(f"transactions API unavailable: {problems[-1]}")
 
-    if registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name) is None:
+    try:
+        champion = registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
+    except registry.RegistryUnavailable as exc:
+        context.log.error(f"payloads landed, none planned: {exc}")
+        return dg.SkipReason(f"payloads landed; not planning runs: {exc}")
+    if champion is None:
         return dg.SkipReason("payloads landed; waiting for a champion model before scoring")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     new_keys = [

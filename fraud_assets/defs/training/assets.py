@@ -1,7 +1,9 @@
-"""Training: fetch the labelled data, train and register a model, promote it if it is good."""
+"""Training: fetch the labelled data, build the card state, train and register candidates,
+and promote one only through the gate (``lib/promotion.py``)."""
 
 import base64
 import dataclasses
+import datetime as dt
 import tempfile
 from pathlib import Path
 
@@ -9,14 +11,18 @@ import dagster as dg
 import polars as pl
 
 from fraud_assets.defs.resources import (
+    FeedResource,
     MlflowResource,
     ObjectStoreResource,
     TrainingSourceResource,
+    WarehouseResource,
 )
-from fraud_assets.lib import registry
+from fraud_assets.lib import promotion, registry
+from fraud_assets.lib.card_state import write_state
 from fraud_assets.lib.download import fetch_to_file, source_name
-from fraud_assets.lib.features import FEATURE_SET_VERSION
-from fraud_assets.lib.model import TrainParams, default_params, predict_proba, train
+from fraud_assets.lib.features import for_semantics
+from fraud_assets.lib.model import TrainParams, TrainResult, default_params, predict_raw, train
+from fraud_assets.lib.redaction import redact
 from fraud_assets.lib.schema import read_training_csv, validate_transactions
 
 RAW_PREFIX = "raw/training"
@@ -63,7 +69,7 @@ def raw_training_data(
         {
             "dagster/row_count": frame.height,
             "dagster/column_schema": column_schema(frame),
-            "source": registry.redact(url.split("?")[0]),
+            "source": redact(url.split("?")[0]),
             "raw_copy": dg.MetadataValue.path(store.uri(raw_key)),
             "raw_bytes": size,
             "frauds": int(frame["is_fraud"].sum()),
@@ -77,26 +83,59 @@ def raw_training_data(
     return frame
 
 
+@dg.asset(
+    group_name="training",
+    kinds={"sql", "polars"},
+    pool="warehouse",
+)
+def card_state(
+    context: dg.AssetExecutionContext,
+    feed: FeedResource,
+    warehouse: WarehouseResource,
+    raw_training_data: pl.DataFrame,
+) -> dg.MaterializeResult:
+    """The card state serving reads by card, built from the training data with the same code
+    training uses: for arrival feeds, each card's profile frozen at the end of the training
+    data (table ``card_profiles``, one row per card and per card and category); for event-time
+    feeds, the training rows themselves (table ``card_history``). Indexed on ``cc_num``, so a
+    micro-batch reads only its own cards. Replaced atomically."""
+    fs = for_semantics(feed.semantics)
+    state = fs.build_state(raw_training_data)
+    written = write_state(warehouse.warehouse(), fs, state)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": written,
+            "dagster/column_schema": column_schema(state),
+            "feed_semantics": fs.semantics,
+            "feature_set_version": fs.version,
+            "cards": state["cc_num"].n_unique(),
+            "as_of": str(raw_training_data["event_time"].max()),
+        }
+    )
+
+
 _RF = default_params("rf")
 _HGB = default_params("hgb")
+_GATE = promotion.GateConfig()
 
 
 class CandidateConfig(dg.Config):
-    """Settings every candidate shares: validation, business cost and the champion gate.
+    """Settings every candidate shares: validation, profiles, the decision and the gate.
 
-    Defaults come from ``TrainParams`` (lib/model.py), the single home of model defaults.
+    Defaults come from ``TrainParams`` (lib/model.py) and ``GateConfig`` (lib/promotion.py).
     """
 
     validation_fraction: float = _RF.validation_fraction
+    profile_lag_days: float = _RF.profile_lag_days
+    profile_warmup_days: float = _RF.profile_warmup_days
     review_cost: float = _RF.review_cost
-    cards_per_day_k: int = _RF.cards_per_day_k
+    max_flag_rate: float | None = _RF.max_flag_rate
     n_jobs: int = _RF.n_jobs
     random_state: int = _RF.random_state
-    # The gate: a first model needs these; a later one must match the champion's AP within
-    # ``ap_tolerance`` on the same validation window.
-    min_ap: float = 0.3
-    min_roc_auc: float = 0.8
-    ap_tolerance: float = 0.01
+    min_ap: float = _GATE.min_ap
+    min_roc_auc: float = _GATE.min_roc_auc
+    ap_margin: float = _GATE.ap_margin
+    bootstrap_samples: int = _GATE.bootstrap_samples
 
     def model_kind(self) -> str:
         raise NotImplementedError
@@ -105,6 +144,15 @@ class CandidateConfig(dg.Config):
         known = {f.name for f in dataclasses.fields(TrainParams)}
         values = {k: v for k, v in self.model_dump().items() if k in known}
         return default_params(self.model_kind(), **values)
+
+    def gate(self) -> promotion.GateConfig:
+        return promotion.GateConfig(
+            min_ap=self.min_ap,
+            min_roc_auc=self.min_roc_auc,
+            ap_margin=self.ap_margin,
+            bootstrap_samples=self.bootstrap_samples,
+            seed=self.random_state,
+        )
 
 
 class RfModelConfig(CandidateConfig):
@@ -137,97 +185,140 @@ class HgbModelConfig(CandidateConfig):
         return "hgb"
 
 
-def gate(
-    candidate_ap: float, candidate_auc: float, champion_ap: float | None, config: CandidateConfig
-) -> tuple[bool, str]:
-    """Whether a candidate may become champion, and why."""
-    if champion_ap is None:
-        ok = candidate_ap >= config.min_ap and candidate_auc >= config.min_roc_auc
-        return ok, (
-            f"first model: AP {candidate_ap:.4f} (min {config.min_ap}), "
-            f"ROC-AUC {candidate_auc:.4f} (min {config.min_roc_auc})"
-        )
-    ok = candidate_ap >= champion_ap - config.ap_tolerance
-    return ok, (
-        f"candidate AP {candidate_ap:.4f} vs champion AP {champion_ap:.4f} on the same "
-        f"validation window (tolerance {config.ap_tolerance})"
-    )
-
-
 def _check_spec(asset: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "beats_champion",
         asset=asset,
         blocking=True,
-        description="Candidate AP at least the champion's on the same validation window "
-        "(or the minimum bars, for a first model).",
+        description="Same feed and features as served, champion not trained on the comparison "
+        "window, AP better beyond the margin by a paired bootstrap, cost no worse (or the "
+        "first-model bars when there is no usable champion).",
     )
+
+
+def _champion_scores(
+    mlflow_registry: MlflowResource, result: TrainResult
+) -> promotion.Scores | None:
+    """The champion's scores on the candidate's validation window (None if no champion).
+    A registry that cannot be reached raises: no gate decision without the champion."""
+    champion = registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
+    if champion is None:
+        return None
+    fs = result.feature_set
+    proba = None
+    if (champion.semantics, champion.feature_set_version) == (fs.semantics, fs.version):
+        pipe = registry.cached_pipeline(
+            Path(mlflow_registry.cache_dir),
+            mlflow_registry.tracking_uri,
+            champion.name,
+            champion.version,
+        )
+        proba = champion.calibration.apply(predict_raw(pipe, fs, result.validation_features))
+    return promotion.Scores(
+        semantics=champion.semantics,
+        feature_set_version=champion.feature_set_version,
+        proba=proba,
+        rule=champion.decision,
+        fit_start=_when(champion.tags.get("fit_start")),
+        fit_end=_when(champion.tags.get("fit_end")),
+        version=champion.version,
+    )
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _plots(result: TrainResult) -> dict[str, bytes]:
+    # Imported here so that scoring runs, which load these definitions too, skip matplotlib.
+    from fraud_assets.lib.plots import importances_png, pr_curve_png, reliability_png
+
+    v = result.validation
+    plots = {
+        "pr_curve.png": pr_curve_png(*result.pr_curve, v.ap),
+        "reliability.png": reliability_png(result.reliability, v.ece),
+    }
+    if result.importances:
+        plots["feature_importance.png"] = importances_png(result.importances)
+    return plots
 
 
 def _train_candidate(
     context: dg.AssetExecutionContext,
     config: CandidateConfig,
     mlflow_registry: MlflowResource,
+    feed: FeedResource,
     raw_training_data: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    """Train, log and register one candidate, then gate it against the champion."""
-    params = config.params()
-    result = train(raw_training_data, params)
+    """Train, log and register one candidate for the configured feed, then gate it."""
+    fs = for_semantics(feed.semantics)
+    context.log.info(f"training {config.model_kind()} for {fs.semantics!r} feeds ({fs.version})")
+    result = train(raw_training_data, fs, config.params())
+    champion = _champion_scores(mlflow_registry, result)
     valid = result.validation_features
+    candidate = promotion.Scores(
+        fs.semantics, fs.version, valid["fraud_probability"].to_numpy(), result.decision
+    )
+    decision = promotion.decide(
+        valid["is_fraud"].to_numpy(),
+        valid["amt"].to_numpy(),
+        (result.validation_start, result.validation_end),
+        candidate,
+        champion,
+        (fs.semantics, fs.version),
+        config.gate(),
+    )
+    plots = _plots(result)
+    gate_tags = {
+        "gate_passed": str(decision.passed),
+        "gate_reason": decision.reason[:500],
+        **{f"gate_{k}": repr(v) for k, v in decision.as_dict().items() if isinstance(v, float)},
+    }
     reg = registry.log_and_register(
         result,
-        valid.head(5),
         tracking_uri=mlflow_registry.tracking_uri,
         experiment=mlflow_registry.experiment,
         model_name=mlflow_registry.model_name,
         artifact_location=mlflow_registry.artifact_location,
         tags={"dagster_run_id": context.run.run_id, "dagster_asset": context.asset_key.path[-1]},
+        artifacts=plots,
     )
-    champion = registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
-    champion_ap = None
-    if champion is not None:
-        from sklearn.metrics import average_precision_score
-
-        pipe = registry.load_pipeline(mlflow_registry.tracking_uri, champion.name, champion.version)
-        champion_ap = float(average_precision_score(valid["is_fraud"], predict_proba(pipe, valid)))
+    registry.set_version_tags(mlflow_registry.tracking_uri, reg.name, reg.version, gate_tags)
+    context.log.info(
+        f"model version {reg.version}: {decision.reason} -> {'pass' if decision.passed else 'fail'}"
+    )
     v = result.validation
-    passed, why = gate(v.ap, v.roc_auc, champion_ap, config)
-    # Imported here so that scoring runs, which load these definitions too, skip matplotlib.
-    from fraud_assets.lib.plots import importances_png, pr_curve_png
-
-    context.log.info(f"model version {reg.version}: {why} -> {'pass' if passed else 'fail'}")
     metadata = {
         "model_name": reg.name,
         "model_version": reg.version,
-        "model_kind": params.model,
+        "model_kind": result.params.model,
+        "feed_semantics": fs.semantics,
+        "feature_set_version": fs.version,
         "mlflow_run_id": reg.run_id,
         "mlflow_tracking": mlflow_registry.describe(),
-        "ap": v.ap,
-        "roc_auc": v.roc_auc,
-        "precision": v.precision,
-        "recall": v.recall,
-        "f1": v.f1,
-        "threshold": v.threshold,
-        "cost_at_threshold": v.cost,
-        "cost_at_0_5": v.cost_at_half,
-        "card_precision_at_k": v.card_precision_at_k,
-        "validation_rows": v.rows,
-        "validation_frauds": v.frauds,
+        **{k: v for k, v in v.as_dict().items()},
+        "min_expected_loss": result.decision.min_expected_loss,
+        "odds_factor": result.calibration.odds_factor,
         "train_rows": result.train_rows,
         "fit_rows": result.fit_rows,
         "fit_seconds": round(result.fit_seconds, 2),
-        "validation_start": str(result.validation_start),
-        "feature_set_version": FEATURE_SET_VERSION,
-        "pr_curve": _md_image(pr_curve_png(*result.pr_curve, v.ap), "PR curve"),
-        "feature_importance": _md_image(importances_png(result.importances), "importances"),
+        "fit_window": f"{result.fit_start} .. {result.fit_end}",
+        "validation_window": f"{result.validation_start} .. {result.validation_end}",
+        "gate": decision.reason,
+        **{f"gate_{k}": val for k, val in decision.as_dict().items() if isinstance(val, float)},
+        **{name.removesuffix(".png"): _md_image(png, name) for name, png in plots.items()},
     }
-    if champion is not None:
-        metadata["champion_version"] = champion.version
-        metadata["champion_ap_same_window"] = champion_ap
-    exp = registry.ensure_experiment(
-        mlflow_registry.tracking_uri, mlflow_registry.experiment, mlflow_registry.artifact_location
+    url = mlflow_registry.run_url(
+        registry.ensure_experiment(
+            mlflow_registry.tracking_uri,
+            mlflow_registry.experiment,
+            mlflow_registry.artifact_location,
+        ),
+        reg.run_id,
     )
-    url = mlflow_registry.run_url(exp, reg.run_id)
     if url:
         metadata["mlflow_run"] = dg.MetadataValue.url(url)
     return dg.MaterializeResult(
@@ -235,8 +326,8 @@ def _train_candidate(
         check_results=[
             dg.AssetCheckResult(
                 check_name="beats_champion",
-                passed=passed,
-                metadata={"reason": why, "candidate_version": reg.version},
+                passed=decision.passed,
+                metadata={"reason": decision.reason, "candidate_version": reg.version},
             )
         ],
     )
@@ -247,12 +338,14 @@ def rf_model(
     context: dg.AssetExecutionContext,
     config: RfModelConfig,
     mlflow_registry: MlflowResource,
+    feed: FeedResource,
     raw_training_data: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    """A RandomForest on the shared features, validated on the latest window of the data,
-    with a cost-based decision threshold. It is logged to MLflow and registered as a candidate
-    version; the blocking check compares it with the champion on the same window."""
-    return _train_candidate(context, config, mlflow_registry, raw_training_data)
+    """A RandomForest for the configured feed's semantics, validated on the latest window of
+    the data as it would be served, with calibrated probabilities and an expected-cost
+    decision. It is logged to MLflow and registered as a candidate; the blocking check is the
+    promotion gate against the champion."""
+    return _train_candidate(context, config, mlflow_registry, feed, raw_training_data)
 
 
 @dg.asset(
@@ -262,36 +355,25 @@ def hgb_model(
     context: dg.AssetExecutionContext,
     config: HgbModelConfig,
     mlflow_registry: MlflowResource,
+    feed: FeedResource,
     raw_training_data: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    """The challenger: HistGradientBoosting on the same features, split, threshold and gate as
+    """The challenger: HistGradientBoosting on the same features, split, calibration and gate as
     ``rf_model``, registered under the same model name so the two compete for ``champion``."""
-    return _train_candidate(context, config, mlflow_registry, raw_training_data)
+    return _train_candidate(context, config, mlflow_registry, feed, raw_training_data)
 
 
 CANDIDATES = ("rf_model", "hgb_model")
 
 
-def choose_candidate(candidates: dict[str, tuple[str, float]]) -> tuple[str, str]:
-    """The asset whose candidate ``(version, validation AP)`` is best, and why."""
-    if not candidates:
-        raise ValueError("no candidate")
-    best = max(candidates, key=lambda k: (candidates[k][1], k))
-    version, ap = candidates[best]
-    others = [f"{k} version {v} (AP {a:.4f})" for k, (v, a) in candidates.items() if k != best]
-    why = f"{best} version {version} passed the gate with validation AP {ap:.4f}"
-    if others:
-        why += f", the best on the same window; also passed: {', '.join(others)}"
-    return best, why
-
-
-@dg.asset(group_name="training", kinds={"mlflow"}, deps=[*CANDIDATES])
+@dg.asset(group_name="training", kinds={"mlflow"}, deps=[*CANDIDATES, "card_state"])
 def champion_model(
     context: dg.AssetExecutionContext, mlflow_registry: MlflowResource
 ) -> dg.MaterializeResult:
     """The registry's ``champion`` alias, moved to the best candidate trained in this run (it
     only runs when every candidate in the run passed its blocking ``beats_champion`` check).
-    Scoring always loads ``models:/<name>@champion``."""
+    Scoring always loads ``models:/<name>@champion``; the history of champions is kept as a
+    registered-model tag, so a rollback knows the previous one."""
     uri, name = mlflow_registry.tracking_uri, mlflow_registry.model_name
     candidates: dict[str, tuple[str, float]] = {}
     for key in CANDIDATES:
@@ -305,10 +387,11 @@ def champion_model(
             f"no candidate ({', '.join(CANDIDATES)}) was trained in this run; "
             "materialize one together with champion_model"
         )
-    chosen, why = choose_candidate(candidates)
+    chosen, why = promotion.choose(candidates)
     version = candidates[chosen][0]
     previous = registry.get_champion(uri, name)
-    registry.promote(uri, name, version)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    registry.promote(uri, name, version, why, now)
     champ = registry.get_version(uri, name, version)
     context.log.info(f"champion -> version {version}: {why}")
     return dg.MaterializeResult(
@@ -318,7 +401,8 @@ def champion_model(
             "champion_asset": chosen,
             "reason": why,
             "previous_champion": previous.version if previous else "none",
-            "threshold": champ.threshold,
+            "min_expected_loss": champ.threshold,
+            "feed_semantics": champ.semantics,
             "feature_set_version": champ.feature_set_version,
         }
     )

@@ -27,6 +27,8 @@ RETRY_SECONDS = 600
 def training_bootstrap_sensor(
     context: dg.SensorEvaluationContext, mlflow_registry: MlflowResource
 ) -> dg.RunRequest | dg.SkipReason:
+    # RegistryUnavailable propagates: the tick fails loudly, and no training starts on a
+    # registry that cannot be seen (it may well hold a champion).
     if registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name):
         return dg.SkipReason("a champion model exists")
     active = context.instance.get_runs(

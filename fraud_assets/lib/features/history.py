@@ -1,17 +1,17 @@
-"""The one feature implementation, shared by training, live scoring and the web app.
+"""Per-card history over strictly earlier transactions: valid only for event-time feeds.
 
-Row features describe the transaction itself. History features describe the same card's
-strictly earlier transactions, so a model never sees the future. Online scoring computes
-them by passing the card's stored history together with the new rows to the same function.
+These features (features v2) describe the same card's earlier transactions by their true event
+times: counts and sums over recent windows, time since the previous transaction, running
+aggregates. Online scoring computes them by passing the card's stored history together with
+the new rows to the same function, so training and serving cannot drift apart. Under a feed
+without a true event time they describe the feed's sampling, not the card: see ``profile.py``.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from fraud_assets.lib.schema import CATEGORIES
-
-FEATURE_SET_VERSION = "v2"
+from fraud_assets.lib.features.row import EVENT_ROW, row_features
 
 #: Columns the feature code reads; everything else (labels, names, ids) never reaches a model.
 INPUT_COLUMNS: tuple[str, ...] = (
@@ -29,19 +29,6 @@ INPUT_COLUMNS: tuple[str, ...] = (
     "merch_long",
 )
 
-ROW_FEATURES: tuple[str, ...] = (
-    "amt",
-    "log_amt",
-    "category_code",
-    "hour",
-    "day_of_week",
-    "age_years",
-    "gender_male",
-    "log_city_pop",
-    "distance_km",
-    # One indicator per category: a forest splits on these far better than on an ordinal code.
-    *(f"is_{c}" for c in CATEGORIES),
-)
 HISTORY_WINDOWS: dict[str, str] = {"1h": "1h", "24h": "24h", "7d": "7d"}
 HISTORY_FEATURES: tuple[str, ...] = (
     *(f"{kind}_{w}" for w in HISTORY_WINDOWS for kind in ("count", "amt_sum")),
@@ -62,41 +49,12 @@ HISTORY_FEATURES: tuple[str, ...] = (
     "prev_amt",
     "prev_hour",
 )
-FEATURES: tuple[str, ...] = (*ROW_FEATURES, *HISTORY_FEATURES)
+FEATURES: tuple[str, ...] = (*EVENT_ROW, *HISTORY_FEATURES)
 
 #: Stand-in for "no previous transaction": 30 days, in seconds.
 NO_PREVIOUS_SECS = 30 * 86400.0
-_EARTH_RADIUS_KM = 6371.0
 #: Night hours, where most card fraud happens: 22:00 to 03:59.
 NIGHT_START, NIGHT_END = 22, 4
-
-
-def _haversine_km() -> pl.Expr:
-    lat1, lon1 = pl.col("lat").radians(), pl.col("long").radians()
-    lat2, lon2 = pl.col("merch_lat").radians(), pl.col("merch_long").radians()
-    a = ((lat2 - lat1) / 2).sin() ** 2 + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2).sin() ** 2
-    return 2 * _EARTH_RADIUS_KM * a.sqrt().arcsin()
-
-
-def row_features() -> list[pl.Expr]:
-    """Expressions for the per-row features."""
-    dob = pl.col("dob").str.to_date("%Y-%m-%d", strict=False)
-    age_days = (pl.col("event_time").dt.date() - dob).dt.total_days()
-    category_code = pl.col("category").replace_strict(
-        {c: i for i, c in enumerate(CATEGORIES)}, default=-1, return_dtype=pl.Int32
-    )
-    return [
-        pl.col("amt").cast(pl.Float64).alias("amt"),
-        pl.col("amt").cast(pl.Float64).log1p().alias("log_amt"),
-        category_code.alias("category_code"),
-        pl.col("event_time").dt.hour().cast(pl.Int32).alias("hour"),
-        (pl.col("event_time").dt.weekday() - 1).cast(pl.Int32).alias("day_of_week"),
-        (age_days / 365.25).alias("age_years"),
-        (pl.col("gender") == "M").cast(pl.Int8).alias("gender_male"),
-        pl.col("city_pop").cast(pl.Float64).log1p().alias("log_city_pop"),
-        _haversine_km().alias("distance_km"),
-        *((pl.col("category") == c).cast(pl.Int8).alias(f"is_{c}") for c in CATEGORIES),
-    ]
 
 
 def _past_sum(value: pl.Expr, period: str) -> pl.Expr:
@@ -195,7 +153,7 @@ def compute_features(transactions: pl.DataFrame) -> pl.DataFrame:
         .with_row_index("_row")
         .sort("cc_num", "event_time", "trans_num")
         .with_columns(history_features())
-        .with_columns(row_features())
+        .with_columns(row_features(EVENT_ROW))
         .sort("_row")
     )
     return frame.select("trans_num", "cc_num", "event_time", *FEATURES)
@@ -212,45 +170,3 @@ def features_with_history(batch: pl.DataFrame, history: pl.DataFrame) -> pl.Data
     both = pl.concat([hist, batch.select(cols)], how="vertical_relaxed")
     feats = compute_features(both)
     return batch.select("trans_num").join(feats, on="trans_num", how="left", maintain_order="left")
-
-
-def feature_matrix(features: pl.DataFrame):  # noqa: ANN201 - numpy array
-    """The model input: feature columns only, as float64 numpy, in ``FEATURES`` order."""
-    return features.select(pl.col(FEATURES).cast(pl.Float64)).to_numpy()
-
-
-#: What each feature means, for people (the web app's explanation, docs).
-FEATURE_LABELS: dict[str, str] = {
-    "amt": "amount",
-    "log_amt": "amount (log)",
-    "category_code": "category",
-    "hour": "hour of day (UTC)",
-    "day_of_week": "day of week",
-    "age_years": "cardholder age",
-    "gender_male": "gender",
-    "log_city_pop": "city population (log)",
-    "distance_km": "cardholder-merchant distance (km)",
-    **{f"is_{c}": f"category is {c}" for c in CATEGORIES},
-    "count_1h": "card transactions, previous hour",
-    "amt_sum_1h": "card spend, previous hour",
-    "count_24h": "card transactions, previous 24 h",
-    "amt_sum_24h": "card spend, previous 24 h",
-    "count_7d": "card transactions, previous 7 days",
-    "amt_sum_7d": "card spend, previous 7 days",
-    "amt_vs_card_mean": "amount / card's mean amount",
-    "secs_since_prev": "seconds since card's previous transaction",
-    "is_new_category": "first time in this category",
-    "card_tx_number": "card's earlier transactions",
-    "amt_vs_card_max": "amount / card's largest earlier amount",
-    "amt_zscore": "amount z-score against the card's history",
-    "amt_vs_card_category_mean": "amount / card's mean in this category",
-    "amt_sum_24h_vs_daily": "24 h spend / card's usual daily spend",
-    "count_24h_vs_daily": "24 h transactions / card's usual daily count",
-    "card_night_share": "card's share of night-time transactions",
-    "night_count_24h": "night-time transactions, previous 24 h",
-    "night_amt_sum_24h": "night-time spend, previous 24 h",
-    "night_count_7d": "night-time transactions, previous 7 days",
-    "amt_max_24h": "largest amount, previous 24 h",
-    "prev_amt": "card's previous amount",
-    "prev_hour": "hour of card's previous transaction",
-}

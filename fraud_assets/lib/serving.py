@@ -1,0 +1,126 @@
+"""The one serving path: card-state lookup, features, predict, calibrate, decide.
+
+``score_rows`` is what ``scored_transactions``, the web app's manual scoring and the evaluation
+protocols call, so the three cannot drift apart. Rows come in as parsed, validated canonical
+transactions (``lib/landing.py`` parses API payloads); the card state comes from a
+``CardStateSource``, a keyed store that returns only the batch's own cards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import polars as pl
+
+from fraud_assets.lib.calibration import Calibration
+from fraud_assets.lib.decision import DecisionRule
+from fraud_assets.lib.features import FeatureSet, for_semantics
+from fraud_assets.lib.model import predict_raw
+from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A trained model and everything that turns its output into a decision."""
+
+    pipeline: object
+    feature_set: FeatureSet
+    calibration: Calibration
+    decision: DecisionRule
+    name: str = "local"
+    version: str = "0"
+
+    def probabilities(self, features: pl.DataFrame) -> np.ndarray:
+        """Calibrated fraud probabilities for a feature frame."""
+        return self.calibration.apply(predict_raw(self.pipeline, self.feature_set, features))
+
+
+class CardStateSource(Protocol):
+    """Where serving finds the card state its features read, by card."""
+
+    def state_for(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
+        """The state of ``cards`` only: profile rows (arrival) or earlier transactions."""
+        ...
+
+
+@dataclass(frozen=True)
+class FrameState:
+    """Card state held in memory: a profile table or history rows, as ``fs.build_state``
+    returns (the evaluation, tests, and small deployments)."""
+
+    frame: pl.DataFrame
+
+    def state_for(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
+        return self.frame.filter(pl.col("cc_num").is_in(pl.Series(cards, dtype=pl.String)))
+
+
+@dataclass
+class ScoredBatch:
+    """Scored rows (``SCORED_TRANSACTIONS_SCHEMA``) and the feature rows they were scored on."""
+
+    scored: pl.DataFrame
+    features: pl.DataFrame
+
+
+def ensure_servable(model: ServingModel, semantics: str) -> None:
+    """Refuse a model trained for another feed semantics or feature-set version."""
+    for_semantics(semantics).check_model(model.feature_set.semantics, model.feature_set.version)
+
+
+def score_rows(
+    rows: pl.DataFrame,
+    state: CardStateSource,
+    model: ServingModel,
+    *,
+    semantics: str,
+    batch_hour: str | None = None,
+    scored_at: dt.datetime | None = None,
+) -> ScoredBatch:
+    """Score canonical transactions as the live path does.
+
+    ``is_fraud``, when present, is carried through as ``label_is_fraud`` for monitoring only;
+    no feature reads it. ``semantics`` is the feed's configured semantics: a model for any
+    other is refused (``IncompatibleModel``), never served.
+    """
+    ensure_servable(model, semantics)
+    fs = model.feature_set
+    if rows.height == 0:
+        return ScoredBatch(pl.DataFrame(schema=SCORED_TRANSACTIONS_SCHEMA), pl.DataFrame())
+    cards = rows["cc_num"].unique().to_list()
+    features = fs.serving_features(rows, state.state_for(fs, cards))
+    proba = model.probabilities(features)
+    amount = rows["amt"].to_numpy()
+    thresholds = model.decision.thresholds(amount)
+    scored_at = scored_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    scored = rows.select(
+        "trans_num",
+        "event_time",
+        "cc_num",
+        "merchant",
+        "category",
+        "amt",
+        event_time_source=_column_or(rows, "event_time_source", fs.semantics, pl.String),
+        arrived_at=_column_or(rows, "arrived_at", None, pl.Datetime("ms")),
+        fraud_probability=pl.Series(proba, dtype=pl.Float64),
+        expected_loss=pl.Series(proba * amount, dtype=pl.Float64),
+        is_flagged=pl.Series(proba >= thresholds, dtype=pl.Boolean),
+        threshold=pl.Series(thresholds, dtype=pl.Float64),
+        model_name=pl.lit(model.name),
+        model_version=pl.lit(str(model.version)),
+        feature_set_version=pl.lit(fs.version),
+        feed_semantics=pl.lit(semantics),
+        scored_at=pl.lit(scored_at, dtype=pl.Datetime("ms")),
+        label_is_fraud=_column_or(rows, "is_fraud", None, pl.Int8),
+        batch_hour=pl.lit(batch_hour, dtype=pl.String),
+    )
+    scored = scored.select(pl.col(c).cast(t) for c, t in SCORED_TRANSACTIONS_SCHEMA.items())
+    return ScoredBatch(scored, features)
+
+
+def _column_or(frame: pl.DataFrame, name: str, default: object, dtype: pl.DataType) -> pl.Expr:
+    if name in frame.columns:
+        return pl.col(name).cast(dtype)
+    return pl.lit(default, dtype=dtype)
