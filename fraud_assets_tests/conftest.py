@@ -109,6 +109,8 @@ def make_platform(mp: pytest.MonkeyPatch, root: Path, standin_url: str, **env: s
         "FRAUD_DATABASE_URL",
         "MLFLOW_TRACKING_URI",
         "AWS_ENDPOINT_URL",
+        "FRAUD_FEED_SEMANTICS",
+        "FRAUD_FEED_EVENT_TIME_FIELD",
     ):
         if name not in values:
             mp.delenv(name, raising=False)
@@ -118,6 +120,7 @@ def make_platform(mp: pytest.MonkeyPatch, root: Path, standin_url: str, **env: s
 
 
 TRAIN_CONFIG = {"ops": {"rf_model": {"config": {"n_estimators": 30, "n_jobs": 2}}}}
+TRAINING_ASSETS = ("raw_training_data", "card_state", "rf_model", "champion_model")
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +132,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, standin_url: str) -> Platf
 
     mp = pytest.MonkeyPatch()
     platform = make_platform(mp, tmp_path_factory.mktemp("platform"), standin_url)
-    assets = [defs.get_assets_def(k) for k in ("raw_training_data", "rf_model", "champion_model")]
+    assets = [defs.get_assets_def(k) for k in TRAINING_ASSETS]
     result = dg.materialize(assets, resources=platform.resources, run_config=TRAIN_CONFIG)
     assert result.success
     yield platform
@@ -142,8 +145,9 @@ def scored_platform(trained: Platform, dataset: Dataset) -> Platform:
     of the training window scored by ``score_batch`` as the scoring asset does, so that the
     flagged list is never empty whatever the replay brought."""
     from fraud_assets.lib import registry
+    from fraud_assets.lib.card_state import WarehouseState
     from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
-    from fraud_assets.lib.scoring import score_batch
+    from fraud_assets.lib.serving import score_rows
     from fraud_assets_tests.test_scoring import run, tick
 
     cursor = None
@@ -154,19 +158,12 @@ def scored_platform(trained: Platform, dataset: Dataset) -> Platform:
             assert run(trained, request).success
     train = dataset.canonical.filter(pl.col("event_time") < SPLIT)
     frauds = train.filter(pl.col("is_fraud") == 1).sort("amt", descending=True).head(5)
-    pipeline, champ = registry.load_champion(
-        trained.resources["mlflow_registry"].tracking_uri, "fraud_rf"
-    )
-    scored = score_batch(
-        frauds,
-        train,
-        pipeline,
-        model_name=champ.name,
-        model_version=champ.version,
-        threshold=champ.threshold,
-        batch_hour="2020-01-01-00:00",
-    )
+    mlflow = trained.resources["mlflow_registry"]
+    model, _ = registry.load_champion(mlflow.tracking_uri, "fraud_rf", Path(mlflow.cache_dir))
     wh = trained.resources["warehouse"].warehouse()
+    scored = score_rows(
+        frauds, WarehouseState(wh), model, semantics="arrival", batch_hour="2020-01-01-00:00"
+    ).scored
     wh.ensure_table("scored_transactions", SCORED_TRANSACTIONS_SCHEMA)
     wh.upsert("scored_transactions", scored)
     assert scored["is_flagged"].sum() >= 2

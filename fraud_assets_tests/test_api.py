@@ -135,16 +135,34 @@ def test_standin_replays_at_the_configured_rate(dataset) -> None:
 
     from fraud_assets.standin.app import StandinConfig, create_app
 
-    client = TestClient(create_app(StandinConfig(data=dataset.test_csv, rate_per_second=50)))
+    config = StandinConfig(data=dataset.test_csv, mode="replay", rate_per_second=50)
+    client = TestClient(create_app(config))
     time.sleep(0.5)
-    first = parse_payload(client.get("/current-transactions").content)
+    first = parse_payload(client.get("/current-transactions").content, "event_time")
     time.sleep(0.4)
-    second = parse_payload(client.get("/current-transactions").content)
+    second = parse_payload(client.get("/current-transactions").content, "event_time")
     assert 15 <= first.height <= 40 and 10 <= second.height <= 35
     assert not set(first["trans_num"]) & set(second["trans_num"])  # nothing served twice
     assert first["event_time"].max() <= second["event_time"].min()  # in event-time order
     served = client.get("/_control/served").json()
     assert served["trans_num"] == [*first["trans_num"], *second["trans_num"]]
+
+
+def test_standin_by_default_behaves_like_the_real_api(dataset) -> None:
+    """Random rows, current_time = the server's clock, and no true event time anywhere."""
+    from fastapi.testclient import TestClient
+
+    from fraud_assets.standin.app import StandinConfig, create_app
+
+    client = TestClient(create_app(StandinConfig(data=dataset.test_csv, rows_per_call=50)))
+    before = time.time() * 1000
+    body = client.get("/current-transactions").content
+    inner = json.loads(json.loads(body))
+    assert inner["columns"][-1] == "current_time" and "event_time" not in inner["columns"]
+    assert "trans_date_trans_time" not in inner["columns"] and "unix_time" not in inner["columns"]
+    now_ms = {row[-1] for row in inner["data"]}
+    assert len(now_ms) == 1 and before - 1000 <= now_ms.pop() <= time.time() * 1000 + 1000
+    assert inner["index"] != sorted(inner["index"])  # drawn at random, not in file order
 
 
 def test_standin_emulates_the_rate_limit_with_429(dataset) -> None:

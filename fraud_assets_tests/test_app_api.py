@@ -9,9 +9,9 @@ from gradio_client import Client
 from app_gradio.app import make_scorer
 from app_gradio.scoring import parse_form
 from fraud_assets.lib import registry
-from fraud_assets.lib.features import FEATURES, INPUT_COLUMNS
+from fraud_assets.lib.features import FAMILIES, for_semantics
 from fraud_assets.lib.schema import ANALYST_LABELS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
-from fraud_assets.lib.scoring import score_batch
+from fraud_assets.lib.serving import FrameState, score_rows
 
 pytestmark = pytest.mark.integration
 
@@ -47,11 +47,23 @@ def test_api_lists_a_named_endpoint_per_action(client: Client) -> None:
 def test_score_returns_a_probability_a_decision_and_an_explanation(client: Client) -> None:
     probability, decision, explanation = client.predict(**FORM, api_name="/score")
     assert 0.0 <= probability <= 1.0
-    assert decision.startswith(("FLAG", "pass")) and "threshold" in decision
-    features = [row[0] for row in explanation["data"]]
-    assert "amt" in features and "distance_km" in features
+    assert decision.startswith(("FLAG", "pass")) and "expected fraud loss" in decision
+    assert explanation["headers"] == ["family", "meaning", "contribution"]
+    families = [row[0] for row in explanation["data"]]
+    assert set(families) <= set(FAMILIES) and "amount" in families
     contributions = [abs(row[-1]) for row in explanation["data"]]
     assert contributions == sorted(contributions, reverse=True)
+
+
+def test_score_never_reveals_a_cards_history(client: Client, dataset) -> None:
+    """Whatever card and time are asked about, the answer holds no feature value: only
+    families and their contributions, so earlier amounts cannot be read back."""
+    card = dataset.canonical["cc_num"][0]
+    amounts = {f"{a:.2f}" for a in dataset.canonical.filter(pl.col("cc_num") == card)["amt"]}
+    _, decision, explanation = client.predict(**FORM, card_number=card, api_name="/score")
+    cells = {str(cell) for row in explanation["data"] for cell in row[:2]}
+    assert not cells & amounts
+    assert explanation["headers"] == ["family", "meaning", "contribution"]
 
 
 @pytest.mark.parametrize(
@@ -121,15 +133,25 @@ def test_model_endpoint_describes_the_champion(client: Client, scored_platform) 
     uri = scored_platform.resources["mlflow_registry"].tracking_uri
     champ = registry.get_champion(uri, "fraud_rf")
     summary, metrics, importances = client.predict(api_name="/model")
-    assert f"version **{champ.version}**" in summary and f"{champ.threshold:.4f}" in summary
+    assert f"version **{champ.version}**" in summary and f"${champ.threshold:,.2f}" in summary
+    assert "**arrival** feeds" in summary and "`api` protocol" in summary
     names = {row[0] for row in metrics["data"]}
-    assert {"average precision (AP)", "ROC-AUC", "precision at threshold"} <= names
+    assert {"average precision (AP)", "ROC-AUC", "precision at the decision"} <= names
+    assert "expected calibration error" in names
     plotted = {row[0]: row[1] for row in importances["data"]}
-    assert set(plotted) == set(FEATURES) and sum(plotted.values()) == pytest.approx(1.0)
+    features = for_semantics("arrival").features
+    assert set(plotted) == set(features) and sum(plotted.values()) == pytest.approx(1.0)
 
 
-def test_manual_score_equals_the_pipeline_score_with_card_history(scored_platform, dataset) -> None:  # noqa: ANN001
-    """The app scores a card's transaction exactly as the scoring asset would."""
+def test_manual_score_equals_the_serving_path_with_the_card_profile(
+    scored_platform, dataset
+) -> None:  # noqa: ANN001
+    """The app scores a card's transaction exactly as the scoring asset would: the same
+    serving function, the card's profile read from the keyed card state."""
+    from pathlib import Path
+
+    from fraud_assets_tests.conftest import SPLIT
+
     frame = dataset.canonical.sort("event_time")
     row = frame.filter(pl.col("cc_num") == frame["cc_num"][0]).row(25, named=True)
     tx = parse_form(
@@ -147,15 +169,11 @@ def test_manual_score_equals_the_pipeline_score_with_card_history(scored_platfor
     )
     scorer = make_scorer()
     result = scorer.score(tx)
-    assert result.history_rows == 25
 
-    pipeline, champ = registry.load_champion(scorer.tracking_uri, "fraud_rf")
-    history = frame.filter(
-        pl.col("cc_num") == row["cc_num"], pl.col("trans_num") != row["trans_num"]
-    ).select(INPUT_COLUMNS)
-    batch = tx.to_frame()
-    expected = score_batch(
-        batch, history, pipeline, model_name="m", model_version="v", threshold=champ.threshold
-    )
+    mlflow = scored_platform.resources["mlflow_registry"]
+    model, _ = registry.load_champion(mlflow.tracking_uri, "fraud_rf", Path(mlflow.cache_dir))
+    history = frame.filter(pl.col("event_time") < SPLIT)
+    state = FrameState(model.feature_set.build_state(history))
+    expected = score_rows(tx.to_frame(), state, model, semantics="arrival").scored
     assert result.probability == pytest.approx(expected["fraud_probability"][0], abs=1e-12)
     assert result.is_flagged == expected["is_flagged"][0]

@@ -7,16 +7,12 @@ import datetime as dt
 import re
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
 
 from app_gradio import data
 from app_gradio.app import kpi_html
-from app_gradio.scoring import InvalidTransaction, explain, parse_form, reference_values
+from app_gradio.scoring import InvalidTransaction, parse_form
 from fraud_assets.lib.feedback import read_labels, record_label, with_analyst_labels
 from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
 from fraud_assets.lib.warehouse import Warehouse
@@ -44,12 +40,16 @@ def scored_frame() -> pl.DataFrame:
                 "merchant": "m",
                 "category": c,
                 "amt": a,
+                "event_time_source": "arrival",
+                "arrived_at": T0 + dt.timedelta(minutes=m),
                 "fraud_probability": p,
+                "expected_loss": p * a,
                 "is_flagged": f,
                 "threshold": 0.5,
                 "model_name": "fraud_rf",
                 "model_version": "3" if t != "e" else "4",
-                "feature_set_version": "v1",
+                "feature_set_version": "arrival-v1",
+                "feed_semantics": "arrival",
                 "scored_at": T0 + dt.timedelta(minutes=m + 1),
                 "label_is_fraud": y,
                 "batch_hour": "h",
@@ -183,25 +183,6 @@ def test_a_valid_form_becomes_one_canonical_row_in_utc() -> None:
     row = tx.to_frame().row(0, named=True)
     assert row["cc_num"] == "4000123456789010" and row["gender"] == "M"
     assert row["amt"] == 25.0 and row["dob"] == "1970-01-31" and row["city_pop"] is None
-
-
-def test_explanation_credits_the_feature_that_drives_the_model() -> None:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(600, 3))
-    y = (x[:, 0] > 1.0).astype(int)  # only feature 0 matters
-    pipe = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median")),
-            ("model", RandomForestClassifier(n_estimators=30, random_state=0, n_jobs=1)),
-        ]
-    ).fit(x, y)
-    ref = reference_values(pipe)
-    assert ref == pytest.approx(np.median(x, axis=0))
-    row = np.array([[2.5, 0.3, np.nan]])
-    proba, contrib = explain(pipe, row, ref)
-    assert proba == pytest.approx(pipe.predict_proba(row)[0, 1])
-    assert contrib[0] > 0.5  # the high feature 0 pushed the score up
-    assert abs(contrib[1]) < 0.2 and contrib[2] == 0.0  # noise; missing (imputed) moves nothing
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

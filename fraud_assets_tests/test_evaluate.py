@@ -1,4 +1,4 @@
-"""``python -m fraud_assets.evaluate`` on small generated CSVs: one JSON object, sane figures."""
+"""``python -m fraud_assets.evaluate`` on small generated CSVs: one JSON object per protocol."""
 
 import gzip
 import json
@@ -9,8 +9,12 @@ import sys
 import pytest
 
 from fraud_assets.evaluate import build_parser
+from fraud_assets.lib.evaluation import simulate_api
 
 KEYS = {
+    "protocol",
+    "semantics",
+    "feature_set_version",
     "ap",
     "roc_auc",
     "precision",
@@ -18,24 +22,18 @@ KEYS = {
     "f1",
     "threshold",
     "cost",
+    "flag_rate",
+    "fraud_rate",
+    "brier",
+    "ece",
     "fit_seconds",
-    "predict_rows_per_s",
+    "score_rows_per_s",
     "model_mb",
     "peak_rss_mb",
 }
 
 
-@pytest.mark.parametrize(
-    ("model", "params"), [("rf", ["n_estimators=20"]), ("hgb", ["max_iter=40"])]
-)
-def test_evaluate_prints_one_json_object_with_sane_figures(
-    dataset, tmp_path, model: str, params: list[str]
-) -> None:
-    test_gz = tmp_path / "test.csv.gz"
-    with dataset.test_csv.open("rb") as src, gzip.open(test_gz, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    argv = ["--train", str(dataset.train_csv), "--test", str(test_gz), "--model", model]
-    argv += ["--n-jobs", "2", *(a for p in params for a in ("--param", p))]
+def _run(argv: list[str]) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "fraud_assets.evaluate", *argv],
         capture_output=True,
@@ -44,17 +42,62 @@ def test_evaluate_prints_one_json_object_with_sane_figures(
         timeout=300,
     ).stdout
     (line,) = out.strip().splitlines()
-    figures = json.loads(line)
+    return json.loads(line)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "model", "params"),
+    [("api", "rf", ["n_estimators=20"]), ("replay", "hgb", ["max_iter=40"])],
+)
+def test_evaluate_prints_one_json_object_with_sane_figures(
+    dataset, tmp_path, protocol: str, model: str, params: list[str]
+) -> None:
+    test_gz = tmp_path / "test.csv.gz"
+    with dataset.test_csv.open("rb") as src, gzip.open(test_gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    argv = ["--train", str(dataset.train_csv), "--test", str(test_gz), "--model", model]
+    argv += ["--protocol", protocol, "--calls", "3000", "--n-jobs", "2"]
+    figures = _run([*argv, *(a for p in params for a in ("--param", p))])
     assert set(figures) >= KEYS
-    assert figures["model"] == model
-    assert 0.5 < figures["ap"] <= 1 and 0.9 < figures["roc_auc"] <= 1
-    assert 0 < figures["threshold"] <= 1
+    assert figures["model"] == model and figures["protocol"] == protocol
+    assert figures["semantics"] == {"api": "arrival", "replay": "payload"}[protocol]
+    assert 0.3 < figures["ap"] <= 1 and 0.8 < figures["roc_auc"] <= 1
+    assert figures["threshold"] == 5.0  # the review cost, in dollars
+    assert 0 < figures["flag_rate"] < 0.2 and 0 < figures["fraud_rate"] < 0.1
     assert 0 <= figures["precision"] <= 1 and 0 < figures["recall"] <= 1
-    assert figures["cost"] >= 0 and figures["cost_at_0_5"] >= 0
-    assert figures["fit_seconds"] > 0 and figures["predict_rows_per_s"] > 1000
+    assert 0 <= figures["ece"] < 0.05 and figures["cost"] >= 0
     assert 0 < figures["model_mb"] < 50 and 50 < figures["peak_rss_mb"] < 4000
     test_rows = dataset.test_csv.read_text().count("\n") - 1
-    assert figures["test_rows"] == test_rows
+    if protocol == "replay":
+        assert figures["rows"] == figures["calls"] == test_rows  # every row once
+    else:
+        assert figures["calls"] == 3000 and figures["rows"] < 3000  # draws repeat rows
+
+
+def test_evaluate_scores_recorded_payloads(dataset, tmp_path) -> None:
+    from fraud_assets.lib.landing import parse_payloads
+    from fraud_assets.lib.schema import read_training_csv
+
+    payloads = simulate_api(read_training_csv(dataset.test_csv), 400, seed=1)
+    recorded = tmp_path / "feed.jsonl"
+    with recorded.open("w") as fh:
+        for i, (_, body) in enumerate(payloads):
+            fh.write(
+                json.dumps({"arrived_at": 1_764_000_000_000 + 12_000 * i, "body": body.decode()})
+                + "\n"
+            )
+    figures = _run(
+        [
+            "--train",
+            str(dataset.train_csv),
+            "--payloads",
+            str(recorded),
+            "--param",
+            "n_estimators=10",
+        ]
+    )
+    assert figures["protocol"] == "payloads" and figures["calls"] == 400
+    assert figures["rows"] == parse_payloads(payloads).rows.height  # repeats counted once
 
 
 def test_evaluate_refuses_unknown_parameters() -> None:

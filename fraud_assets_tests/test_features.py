@@ -1,4 +1,5 @@
-"""One feature implementation: past-only history, online/offline parity, no leakage."""
+"""The feature sets: past-only history (event time), frozen card profiles (arrival), one
+implementation for training and serving, no clock where there is none, no leakage."""
 
 import datetime as dt
 
@@ -7,12 +8,22 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from fraud_assets.lib.features import (
-    FEATURES,
+    FEATURE_FAMILY,
+    FEATURE_LABELS,
+    FEATURE_SETS,
     INPUT_COLUMNS,
+    IncompatibleModel,
+    feature_set,
+    for_semantics,
+)
+from fraud_assets.lib.features.history import (
     NO_PREVIOUS_SECS,
     compute_features,
     features_with_history,
 )
+from fraud_assets.lib.features.profile import build_profiles, serving_features, training_features
+
+ARRIVAL = for_semantics("arrival")
 
 
 def _card_rows(times: list[str], amts: list[float], cats: list[str] | None = None) -> pl.DataFrame:
@@ -125,7 +136,8 @@ def test_parity_check_notices_missing_history(dataset) -> None:
         assert_frame_equal(without.sort("trans_num"), offline.sort("trans_num"))
 
 
-def test_labels_and_identifiers_never_become_features(dataset) -> None:
+@pytest.mark.parametrize("fs", list(FEATURE_SETS.values()), ids=lambda fs: fs.version)
+def test_labels_and_identifiers_never_become_features(dataset, fs) -> None:
     forbidden = {
         "is_fraud",
         "label_is_fraud",
@@ -140,7 +152,7 @@ def test_labels_and_identifiers_never_become_features(dataset) -> None:
         "unix_time",
         "current_time",
     }
-    assert not forbidden & set(FEATURES)
+    assert not forbidden & set(fs.features)
     assert "is_fraud" not in INPUT_COLUMNS
     data = dataset.canonical.head(2000)
     scrambled = data.with_columns(
@@ -149,12 +161,119 @@ def test_labels_and_identifiers_never_become_features(dataset) -> None:
         merchant=pl.lit("fraud_Y"),
         job=pl.lit("Z"),
     )
+    lag = dt.timedelta(days=1)
     assert (
-        compute_features(data).select(FEATURES).equals(compute_features(scrambled).select(FEATURES))
+        fs.training_features(data, lag)
+        .select(fs.features)
+        .equals(fs.training_features(scrambled, lag).select(fs.features))
     )
 
 
-def test_every_feature_has_a_human_label() -> None:
-    from fraud_assets.lib.features import FEATURE_LABELS
+def test_every_feature_has_a_human_label_and_a_family() -> None:
+    every = {f for fs in FEATURE_SETS.values() for f in fs.features}
+    assert every <= set(FEATURE_LABELS) and every <= set(FEATURE_FAMILY)
 
-    assert set(FEATURE_LABELS) == set(FEATURES)
+
+# --- arrival feeds: card profiles ----------------------------------------------------------
+
+
+def test_a_profile_holds_the_cards_aggregates() -> None:
+    rows = _card_rows(
+        ["2020-01-01 23:00:00", "2020-01-02 12:00:00", "2020-01-03 12:00:00"],
+        [100.0, 300.0, 20.0],
+        ["shopping_net", "shopping_net", "home"],
+    )
+    profiles = build_profiles(rows)
+    card = profiles.filter(pl.col("category") == "*").row(0, named=True)
+    assert card["n"] == 3 and card["amt_sum"] == 420 and card["amt_max"] == 300
+    assert card["night_n"] == 1 and card["big_n"] == 1 and card["n_categories"] == 2
+    shop = profiles.filter(pl.col("category") == "shopping_net").row(0, named=True)
+    assert shop["n"] == 2 and shop["amt_sumsq"] == 100**2 + 300**2
+
+
+def test_profile_features_compare_the_row_with_the_cards_norms() -> None:
+    history = _card_rows(
+        ["2020-01-01 23:00:00", "2020-01-02 12:00:00", "2020-01-03 12:00:00"],
+        [100.0, 300.0, 20.0],
+        ["shopping_net", "shopping_net", "home"],
+    )
+    rows = _card_rows(["2026-11-28 10:00:00", "2026-11-28 10:00:01"], [800.0, 5.0])
+    rows = rows.with_columns(category=pl.Series(["shopping_net", "travel"]), trans_num=["x", "y"])
+    f = serving_features(rows, build_profiles(history))
+    assert f["card_tx_count"].to_list() == [3, 3]
+    assert f["amt_vs_card_mean"][0] == pytest.approx(800 / 140)
+    assert f["amt_vs_category_mean"][0] == pytest.approx(800 / 200)
+    assert f["amt_vs_category_max"][0] == pytest.approx(800 / 300)
+    assert f["category_share"].to_list() == pytest.approx([2 / 3, 0.0])
+    assert f["is_new_category"].to_list() == [0, 1]
+    assert f["card_night_share"][0] == pytest.approx(1 / 3)
+
+
+def test_an_unknown_card_gets_the_neutral_profile_values() -> None:
+    rows = _card_rows(["2026-11-28 10:00:00"], [50.0]).with_columns(cc_num=pl.lit("99999999"))
+    history = _card_rows(["2020-01-01 10:00:00"], [10.0])
+    f = serving_features(rows, build_profiles(history)).row(0, named=True)
+    assert f["card_tx_count"] == 0 and f["is_new_category"] == 1
+    assert f["amt_vs_card_mean"] == 1.0 and f["amt_log_zscore"] == 0.0
+
+
+def test_arrival_features_read_no_clock(dataset) -> None:
+    """Arrival time, order and density change nothing: the same rows at other times, shuffled
+    and repeated, get the same features."""
+    history = dataset.canonical.filter(pl.col("event_time") < dt.datetime(2020, 4, 1))
+    rows = dataset.canonical.filter(pl.col("event_time") >= dt.datetime(2020, 4, 1)).head(500)
+    state = ARRIVAL.build_state(history)
+    base = ARRIVAL.serving_features(rows, state).select(ARRIVAL.features)
+    moved = rows.with_columns(event_time=pl.lit(dt.datetime(2031, 1, 1, 3, 0)))
+    shuffled = pl.concat([moved, moved]).sample(fraction=1.0, shuffle=True, seed=1)
+    again = ARRIVAL.serving_features(shuffled, state)
+    joined = again.join(
+        ARRIVAL.serving_features(rows, state).select("trans_num", *ARRIVAL.features),
+        on="trans_num",
+        suffix="_base",
+    )
+    for name in ARRIVAL.features:
+        assert joined[name].equals(joined[f"{name}_base"], check_names=False), name
+    assert base.height == 500
+
+
+@pytest.mark.parametrize("cut", ["2020-02-15", "2020-04-01"])
+def test_training_and_serving_compute_profiles_through_the_same_functions(dataset, cut) -> None:
+    """A row's training features (profile as of its time, lag 0) equal its serving features
+    against the profile frozen just before it: the same aggregation and comparison code."""
+    when = dt.datetime.fromisoformat(cut)
+    history = dataset.canonical.filter(pl.col("event_time") < when)
+    later = dataset.canonical.filter(pl.col("event_time") >= when)
+    first_per_card = later.sort("event_time").unique("cc_num", keep="first").head(40)
+    train_side = training_features(pl.concat([history, first_per_card]), dt.timedelta(0))
+    train_side = train_side.filter(pl.col("trans_num").is_in(first_per_card["trans_num"].implode()))
+    serve_side = serving_features(first_per_card, build_profiles(history))
+    cols = ["trans_num", *ARRIVAL.features]
+    assert_frame_equal(
+        train_side.select(cols).sort("trans_num"),
+        serve_side.select(cols).sort("trans_num"),
+        check_exact=False,
+        rel_tol=1e-9,
+    )
+
+
+def test_training_profiles_lag_behind_the_row(dataset) -> None:
+    """With a lag, a row's profile leaves out the card's rows of the lag before it."""
+    rows = _card_rows(
+        ["2020-01-01 10:00:00", "2020-01-05 10:00:00", "2020-01-05 11:00:00"], [10, 20, 30]
+    )
+    f = training_features(rows, dt.timedelta(days=1))
+    assert f["card_tx_count"].to_list() == [0, 1, 1]  # the 10:00 row is too recent for 11:00
+
+
+# --- versions ---------------------------------------------------------------------------
+
+
+def test_a_model_for_another_semantics_or_version_is_refused() -> None:
+    ARRIVAL.check_model("arrival", ARRIVAL.version)
+    with pytest.raises(IncompatibleModel, match="'payload' feeds"):
+        ARRIVAL.check_model("payload", "event-v2")
+    with pytest.raises(IncompatibleModel, match="arrival-v0"):
+        ARRIVAL.check_model("arrival", "arrival-v0")
+    with pytest.raises(IncompatibleModel, match="unknown feature-set version"):
+        feature_set("v1")

@@ -13,7 +13,7 @@ from psycopg import sql
 from fraud_assets.definitions import defs
 from fraud_assets.defs.scoring.sensors import transactions_sensor
 from fraud_assets.lib import registry
-from fraud_assets_tests.conftest import TRAIN_CONFIG, make_platform
+from fraud_assets_tests.conftest import TRAIN_CONFIG, TRAINING_ASSETS, make_platform
 from fraud_assets_tests.servers import fresh_database, mlflow_server, moto_s3
 
 pytestmark = pytest.mark.integration
@@ -69,22 +69,14 @@ def test_whole_pipeline_runs_on_s3_postgres_and_an_mlflow_server(production, dat
     assert res["object_store"].bucket == BUCKET
     assert res["warehouse"].process_config_and_initialize().warehouse().postgres
 
-    training = [defs.get_assets_def(k) for k in ("raw_training_data", "rf_model", "champion_model")]
+    training = [defs.get_assets_def(k) for k in TRAINING_ASSETS]
     assert dg.materialize(training, resources=res, run_config=TRAIN_CONFIG).success
 
     with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=res) as context:
         result = transactions_sensor(context)
     [request] = result.run_requests
-    scoring = [
-        defs.get_assets_def(k)
-        for k in ("raw_training_data", "live_transactions", "scored_transactions")
-    ]
-    assert dg.materialize(
-        scoring,
-        selection=["live_transactions", "scored_transactions"],
-        partition_key=request.partition_key,
-        resources=res,
-    ).success
+    scoring = [defs.get_assets_def(k) for k in ("live_transactions", "scored_transactions")]
+    assert dg.materialize(scoring, partition_key=request.partition_key, resources=res).success
 
     # The bucket holds the raw CSV bytes, Parquet assets, landed payloads and model artifacts.
     raw = s3.get_object(Bucket=BUCKET, Key="fraud/raw/training/fraudTrain.csv")["Body"].read()
@@ -108,8 +100,18 @@ def test_whole_pipeline_runs_on_s3_postgres_and_an_mlflow_server(production, dat
     # The registry on the server has the champion, and it loads through the server.
     champ = registry.get_champion(mlflow_url, "fraud_rf")
     assert champ is not None and champ.version == "1"
-    pipeline, _ = registry.load_champion(mlflow_url, "fraud_rf")
-    assert hasattr(pipeline, "predict_proba")
+    cache = Path(res["mlflow_registry"].cache_dir)
+    model, _ = registry.load_champion(mlflow_url, "fraud_rf", cache)
+    assert hasattr(model.pipeline, "predict_proba")
+    assert (cache / "fraud_rf" / "1" / registry.MODEL_FILE).is_file()
+    # the card state lives in PostgreSQL too, keyed and indexed by card
+    with psycopg.connect(warehouse_db) as conn:
+        profiles = conn.execute(
+            sql.SQL("SELECT count(DISTINCT cc_num) FROM {}").format(
+                sql.Identifier("fraud", "card_profiles")
+            )
+        ).fetchone()[0]
+    assert profiles > 0
 
 
 def test_production_dagster_yaml_stores_runs_in_postgres(

@@ -103,13 +103,14 @@ def records_to_frame(records: dict[str, list]) -> pl.DataFrame:
         raise PayloadError(f"payload values do not fit the contract: {exc}") from exc
 
 
-def parse_payload(body: bytes | str) -> pl.DataFrame:
+def parse_payload(body: bytes | str, event_time_field: str | None = None) -> pl.DataFrame:
     """Parse one response body into canonical rows; raise PayloadError on anything off-contract.
 
     The body is a JSON string whose content is a DataFrame in ``orient="split"`` form. Integers
-    stay exact (19-digit ``cc_num``) and ``current_time`` (epoch ms) becomes ``event_time``.
+    stay exact (19-digit ``cc_num``). ``event_time`` is ``event_time_field`` when given (feeds
+    with a true event time), else ``current_time`` (epoch ms).
     """
-    return records_to_frame(decode_payload(body))
+    return records_to_frame(decode_payload(body, event_time_field))
 
 
 def encode_payload(

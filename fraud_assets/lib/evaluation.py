@@ -32,7 +32,7 @@ from fraud_assets.lib.landing import HOUR_FORMAT, LANDING_PREFIX, Feed, parse_pa
 from fraud_assets.lib.metrics import evaluate
 from fraud_assets.lib.model import TrainParams, TrainResult, train
 from fraud_assets.lib.schema import read_training_csv
-from fraud_assets.lib.serving import FrameState, ServingModel, score_rows
+from fraud_assets.lib.serving import FrameState, ScoredBatch, ServingModel, score_rows
 
 PROTOCOLS = {"api": "arrival", "replay": "payload"}
 #: The real API's pace: one call every 12 s.
@@ -120,9 +120,9 @@ def read_recorded(path: str | Path) -> list[tuple[str, bytes]]:
 
 def score_payloads(
     payloads: Iterable[tuple[str, bytes]], result: TrainResult, history: pl.DataFrame
-) -> tuple[pl.DataFrame, dict[str, float]]:
+) -> tuple[ScoredBatch, dict[str, float]]:
     """Parse, de-duplicate and score payloads as the live path does; returns the scored rows
-    (with ``is_fraud``) and timings."""
+    (with ``is_fraud``), their features, and timings."""
     fs = result.feature_set
     feed = Feed(fs.semantics, EVENT_TIME_FIELD)
     started = time.perf_counter()
@@ -135,7 +135,7 @@ def score_payloads(
     )
     score_s = time.perf_counter() - started
     scored = batch.scored.with_columns(is_fraud=pl.col("label_is_fraud"))
-    return scored, {
+    return ScoredBatch(scored, batch.features), {
         "parse_seconds": parse_s,
         "score_seconds": score_s,
         "rejects": len(parsed.rejects),
@@ -165,7 +165,8 @@ def evaluate_protocol(
         payloads = simulate_api(test, calls, seed)
     else:
         payloads = simulate_replay(test)
-    scored, timing = score_payloads(payloads, result, train_frame)
+    batch, timing = score_payloads(payloads, result, train_frame)
+    scored = batch.scored
     ev = evaluate(
         scored["is_fraud"].to_numpy(),
         scored["fraud_probability"].to_numpy(),

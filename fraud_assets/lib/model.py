@@ -13,7 +13,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.metrics import precision_recall_curve
 from sklearn.pipeline import Pipeline
 
-from fraud_assets.lib.calibration import Calibration, reliability
+from fraud_assets.lib.calibration import Calibration, refit_odds, reliability
 from fraud_assets.lib.decision import DecisionRule
 from fraud_assets.lib.features import FeatureSet
 from fraud_assets.lib.metrics import Evaluation, evaluate
@@ -33,7 +33,7 @@ class TrainParams:
     n_estimators: int = 150
     max_depth: int | None = 20
     min_samples_leaf: int = 2
-    max_features: float = 0.25
+    max_features: float = 0.4
     max_samples: float | None = None
     criterion: str = "entropy"
     # HistGradientBoosting (the challenger).
@@ -43,7 +43,7 @@ class TrainParams:
     l2_regularization: float = 1.0
     # Class imbalance: every fraud is kept and only this share of legitimate training rows is
     # drawn (once, seeded). Calibration divides the resulting prior shift back out.
-    legit_sample_rate: float = 0.2
+    legit_sample_rate: float = 0.5
     class_weight: str | None = None
     validation_fraction: float = 0.2
     # Card profiles (arrival feeds): a training row sees its card's profile as of this many
@@ -55,6 +55,9 @@ class TrainParams:
     # the share of transactions flagged.
     review_cost: float = 5.0
     max_flag_rate: float | None = None
+    # Calibration: the prior correction for sampling and class weights, then (when true) its
+    # log-odds shift re-fitted on the validation window.
+    calibrate_on_validation: bool = False
     n_jobs: int = -1
     random_state: int = 7
 
@@ -63,7 +66,7 @@ class TrainParams:
 #: legitimate row and weights the classes equally instead (best AP on the validation window).
 MODEL_DEFAULTS: dict[str, dict[str, object]] = {
     "rf": {},
-    "hgb": {"legit_sample_rate": 1.0, "class_weight": "balanced"},
+    "hgb": {"legit_sample_rate": 1.0, "class_weight": "balanced", "calibrate_on_validation": True},
 }
 
 
@@ -98,7 +101,7 @@ class TrainResult:
     reliability: list[tuple[float, float, int]] = field(default_factory=list)
 
 
-def build_pipeline(params: TrainParams, features: tuple[str, ...]) -> Pipeline:
+def build_pipeline(params: TrainParams) -> Pipeline:
     """The scikit-learn pipeline: median imputation, then the classifier."""
     if params.model == "rf":
         clf = RandomForestClassifier(
@@ -118,7 +121,9 @@ def build_pipeline(params: TrainParams, features: tuple[str, ...]) -> Pipeline:
             learning_rate=params.learning_rate,
             max_leaf_nodes=params.max_leaf_nodes,
             l2_regularization=params.l2_regularization,
-            categorical_features=[features.index("category_code")],
+            # No native categorical: one-hot category indicators are features already, and
+            # TreeSHAP cannot explain categorical splits exactly.
+            categorical_features=None,
             class_weight=params.class_weight,
             # No early stopping: it would hold out a random split of the training window.
             early_stopping=False,
@@ -189,7 +194,7 @@ def train(transactions: pl.DataFrame, fs: FeatureSet, params: TrainParams) -> Tr
     if fit_part["is_fraud"].sum() == 0 or valid_part["is_fraud"].sum() == 0:
         raise ValueError("both the training and validation windows need at least one fraud")
     sampled = sample_legit(fit_part, params.legit_sample_rate, params.random_state)
-    pipeline = build_pipeline(params, fs.features)
+    pipeline = build_pipeline(params)
     started = time.perf_counter()
     pipeline.fit(fs.matrix(sampled), sampled["is_fraud"].to_numpy())
     fit_seconds = time.perf_counter() - started
@@ -198,9 +203,13 @@ def train(transactions: pl.DataFrame, fs: FeatureSet, params: TrainParams) -> Tr
         # (the same rows could score differently), and live batches are too small to gain.
         pipeline.set_params(model__n_jobs=1)
     y_fit = fit_part["is_fraud"].to_numpy()
-    calibration = Calibration.for_training(y_fit, params.legit_sample_rate, params.class_weight)
-    proba = calibration.apply(predict_raw(pipeline, fs, valid_part))
+    prior = Calibration.for_training(y_fit, params.legit_sample_rate, params.class_weight)
+    raw = predict_raw(pipeline, fs, valid_part)
     y, amount = valid_part["is_fraud"].to_numpy(), valid_part["amt"].to_numpy()
+    # The prior correction is exact for sampling; boosting under class weights drifts from
+    # it, so the log-odds shift is then re-estimated on the validation window.
+    calibration = refit_odds(raw, y, prior) if params.calibrate_on_validation else prior
+    proba = calibration.apply(raw)
     rule = DecisionRule.fit(params.review_cost, proba, amount, params.max_flag_rate)
     precision, recall, _ = precision_recall_curve(y, proba)
     model = pipeline.named_steps["model"]

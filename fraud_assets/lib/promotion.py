@@ -162,8 +162,9 @@ def decide(
             candidate_cost=cost,
         )
     champ_ap, _ = ranking(y, champion.proba)
+    # both decisions priced with the same (the candidate's, i.e. today's) cost of a review
     champ_cost = review_cost_of(
-        y, champion.rule.flags(champion.proba, amount), amount, champion.rule.review_cost
+        y, champion.rule.flags(champion.proba, amount), amount, candidate.rule.review_cost
     )
     diff, low, high = paired_bootstrap_ap(
         y,

@@ -1,5 +1,6 @@
 """Live scoring: what the API brought, and those rows scored by the champion model."""
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def live_transactions(
     )
 
 
+SERVED_PREFIX = "served_features"
 #: Bump when scoring changes what it writes for the same rows and model: the UI then shows
 #: scored partitions as out of date.
 SCORING_CODE_VERSION = "serving-2"
@@ -147,7 +149,8 @@ def scored_transactions(
         served = batch.features.with_columns(
             model_version=pl.lit(champ.version), batch_hour=pl.lit(hour)
         )
-        object_store.store().put_parquet(served_features_key(hour, champ.version), served)
+        key = served_features_key(hour, champ.version, scored["trans_num"].to_list())
+        object_store.store().put_parquet(key, served)
     flagged = int(scored["is_flagged"].sum()) if scored.height else 0
     return dg.Output(
         scored,
@@ -164,6 +167,8 @@ def scored_transactions(
     )
 
 
-def served_features_key(hour: str, version: str) -> str:
-    """Where the feature rows of one hour's scores by one model version are kept."""
-    return f"served_features/hour={hour}/v{version}.parquet"
+def served_features_key(hour: str, version: str, trans_nums: list[str]) -> str:
+    """Where the feature rows of one scoring of an hour by one model version are kept; named
+    by their content, so a retried run rewrites its own file and never adds a copy."""
+    digest = hashlib.sha256("\n".join(sorted(trans_nums)).encode()).hexdigest()[:16]
+    return f"{SERVED_PREFIX}/hour={hour}/v{version}-{digest}.parquet"

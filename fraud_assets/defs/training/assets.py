@@ -166,6 +166,7 @@ class RfModelConfig(CandidateConfig):
     criterion: str = _RF.criterion
     legit_sample_rate: float = _RF.legit_sample_rate
     class_weight: str | None = _RF.class_weight
+    calibrate_on_validation: bool = _RF.calibrate_on_validation
 
     def model_kind(self) -> str:
         return "rf"
@@ -180,6 +181,7 @@ class HgbModelConfig(CandidateConfig):
     l2_regularization: float = _HGB.l2_regularization
     legit_sample_rate: float = _HGB.legit_sample_rate
     class_weight: str | None = _HGB.class_weight
+    calibrate_on_validation: bool = _HGB.calibrate_on_validation
 
     def model_kind(self) -> str:
         return "hgb"
