@@ -1,11 +1,14 @@
-"""``python -m benchmarks.model_quality``: model-quality and training-cost benchmarks.
+"""``python -m benchmarks.model_quality``: model quality under each feed's contract, and
+training cost.
 
 Prints the machine it ran on, then one JSON line per measurement, then a Markdown table:
 
-1. ``python -m fraud_assets.evaluate`` for rf and hgb on sparkov_train -> sparkov_test;
-2. reference forests on the same files: RandomForestClassifier(100) on per-row columns only
-   (as the original project trains) and on row columns plus simple card-history counts/sums;
-3. training on ~1.3M generated rows: ``rf_model``'s training against a default unbounded
+1. ``--protocol api`` (the real API: random rows, no true time; models for ``arrival`` feeds)
+   for rf and hgb, over several seeds of API draws (mean and range), each model trained once;
+2. ``--protocol replay`` (an event-time feed; models for ``payload`` feeds) for rf and hgb;
+3. the contrast the platform exists to avoid: the event-time model served on the real API's
+   contract (``--protocol api --semantics payload``);
+4. training on ~1.3M generated rows: ``rf_model``'s training against a default unbounded
    RandomForestClassifier(100) fitted on the same training window, in the same run.
 
 Every measurement runs in its own subprocess, so each peak memory figure is its own.
@@ -26,18 +29,6 @@ from importlib import metadata
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-#: The original project's per-row columns: amount, category, hour, age and location.
-BASELINE_COLUMNS = (
-    "amt",
-    "category_code",
-    "hour",
-    "age_years",
-    "lat",
-    "long",
-    "merch_lat",
-    "merch_long",
-)
-SIMPLE_HISTORY = tuple(f"{k}_{w}" for w in ("1h", "24h", "7d") for k in ("count", "amt_sum"))
 SCALE_CARDS = 1200  # ~1.3M rows from 2019-01-01 to 2020-06-21 with the generator's defaults
 
 
@@ -69,45 +60,41 @@ def machine() -> dict[str, object]:
 # --- parts, each run in a fresh subprocess ---------------------------------------------------
 
 
-def _reference_forest(train_csv: str, test_csv: str, columns: list[str], n_jobs: int) -> dict:
-    import polars as pl
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    from fraud_assets.lib.evaluation import model_mb, peak_rss_mb
-    from fraud_assets.lib.features import compute_features
+def _protocol(
+    train_csv: str,
+    test_csv: str,
+    protocol: str,
+    semantics: str | None,
+    model: str,
+    seeds: list[int],
+    n_jobs: int,
+) -> dict:
+    """Train once, then measure the protocol for each seed of API draws."""
+    from fraud_assets.lib.evaluation import PROTOCOLS, measure, protocol_payloads
+    from fraud_assets.lib.features import for_semantics
+    from fraud_assets.lib.model import default_params, train
     from fraud_assets.lib.schema import read_training_csv
 
-    train, test = read_training_csv(train_csv), read_training_csv(test_csv)
-    both = pl.concat([train, test])
-    location = both.select("lat", "long", "merch_lat", "merch_long")
-    feats = compute_features(both).with_columns(location)
-    matrix = feats.select(pl.col(columns).cast(pl.Float64).fill_null(0.0)).to_numpy()
-    x_train, x_test = matrix[: train.height], matrix[train.height :]
-    forest = RandomForestClassifier(n_estimators=100, n_jobs=n_jobs, random_state=0)
-    started = time.perf_counter()
-    forest.fit(x_train, train["is_fraud"].to_numpy())
-    fit_s = time.perf_counter() - started
-    proba = forest.predict_proba(x_test)[:, 1]
-    y = test["is_fraud"].to_numpy()
-    return {
-        "ap": float(average_precision_score(y, proba)),
-        "roc_auc": float(roc_auc_score(y, proba)),
-        "fit_seconds": fit_s,
-        "model_mb": model_mb(forest),
-        "peak_rss_mb": peak_rss_mb(),
-    }
+    history, test = read_training_csv(train_csv), read_training_csv(test_csv)
+    fs = for_semantics(semantics or PROTOCOLS[protocol])
+    result = train(history, fs, default_params(model, n_jobs=n_jobs))
+    runs = [
+        {"seed": seed, **measure(result, history, protocol_payloads(protocol, test, 30_000, seed))}
+        for seed in (seeds if protocol == "api" else seeds[:1])
+    ]
+    return {"protocol": protocol, "runs": runs}
 
 
 def _scale_ours(frame_path: str, n_jobs: int) -> dict:
     import polars as pl
 
     from fraud_assets.lib.evaluation import model_mb, peak_rss_mb
+    from fraud_assets.lib.features import for_semantics
     from fraud_assets.lib.model import default_params, train
 
     frame = pl.read_parquet(frame_path)
     started = time.perf_counter()
-    result = train(frame, default_params("rf", n_jobs=n_jobs))
+    result = train(frame, for_semantics("arrival"), default_params("rf", n_jobs=n_jobs))
     total_s = time.perf_counter() - started
     return {
         "rows": frame.height,
@@ -127,19 +114,19 @@ def _scale_unbounded(frame_path: str, n_jobs: int) -> dict:
     from sklearn.metrics import average_precision_score
 
     from fraud_assets.lib.evaluation import model_mb, peak_rss_mb
-    from fraud_assets.lib.features import compute_features, feature_matrix
-    from fraud_assets.lib.model import TrainParams, time_split
+    from fraud_assets.lib.features import for_semantics
+    from fraud_assets.lib.model import TrainParams, split_features
 
     frame = pl.read_parquet(frame_path)
-    feats = compute_features(frame).with_columns(is_fraud=frame["is_fraud"])
-    train_part, valid_part = time_split(feats, TrainParams().validation_fraction)
-    x = feature_matrix(train_part)
-    x[~(x == x)] = 0.0  # NaN -> 0; the forest takes no missing values in older scikit-learn
+    fs = for_semantics("arrival")
+    train_part, valid_part = split_features(frame, fs, TrainParams())
+    x = fs.matrix(train_part)
+    x[~(x == x)] = 0.0  # NaN -> 0
     forest = RandomForestClassifier(n_estimators=100, n_jobs=n_jobs, random_state=0)
     started = time.perf_counter()
     forest.fit(x, train_part["is_fraud"].to_numpy())
     fit_s = time.perf_counter() - started
-    xv = feature_matrix(valid_part)
+    xv = fs.matrix(valid_part)
     xv[~(xv == xv)] = 0.0
     proba = forest.predict_proba(xv)[:, 1]
     return {
@@ -152,7 +139,15 @@ def _scale_unbounded(frame_path: str, n_jobs: int) -> dict:
 
 
 PARTS = {
-    "reference": lambda a: _reference_forest(a.train, a.test, a.columns.split(","), a.n_jobs),
+    "protocol": lambda a: _protocol(
+        a.train,
+        a.test,
+        a.protocol,
+        a.semantics,
+        a.model,
+        [int(x) for x in a.seeds.split(",")],
+        a.n_jobs,
+    ),
     "scale-ours": lambda a: _scale_ours(a.frame, a.n_jobs),
     "scale-unbounded": lambda a: _scale_unbounded(a.frame, a.n_jobs),
 }
@@ -174,47 +169,79 @@ def _fmt(value: object, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def run_all(data_dir: Path, n_jobs: int, scale_cards: int, skip_scale: bool) -> None:
+#: (label, protocol, semantics, model): what the quality table holds, in order.
+QUALITY_RUNS = (
+    ("rf, api (arrival)", "api", None, "rf"),
+    ("hgb, api (arrival)", "api", None, "hgb"),
+    ("rf, replay (payload)", "replay", None, "rf"),
+    ("hgb, replay (payload)", "replay", None, "hgb"),
+    ("rf trained on event times, served on the api", "api", "payload", "rf"),
+)
+QUALITY_KEYS = ("ap", "roc_auc", "precision", "recall", "flag_rate", "fraud_rate", "ece")
+
+
+def _summary(runs: list[dict]) -> dict[str, tuple[float, float, float]]:
+    """Mean, min and max of each figure over runs."""
+    out = {}
+    for key in (*QUALITY_KEYS, "flag_x_fraud"):
+        values = [
+            r["flag_rate"] / r["fraud_rate"] if key == "flag_x_fraud" else r[key] for r in runs
+        ]
+        out[key] = (sum(values) / len(values), min(values), max(values))
+    return out
+
+
+def _cell(stat: tuple[float, float, float], digits: int = 3) -> str:
+    mean, low, high = stat
+    if low == high:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def _quality(train_csv: Path, test_csv: Path, seeds: str, n_jobs: int) -> list[str]:
+    rows = []
+    for label, protocol, semantics, model in QUALITY_RUNS:
+        args = [
+            "benchmarks.model_quality",
+            "--part",
+            "protocol",
+            "--train",
+            str(train_csv),
+            "--test",
+            str(test_csv),
+            "--protocol",
+            protocol,
+            "--model",
+            model,
+            "--seeds",
+            seeds,
+            "--n-jobs",
+            str(n_jobs),
+        ]
+        if semantics:
+            args += ["--semantics", semantics]
+        figs = _run(args)
+        for run in figs["runs"]:
+            _emit(label, run)
+        stat = _summary(figs["runs"])
+        first = figs["runs"][0]
+        rows.append(
+            f"| {label} | {len(figs['runs'])} | {_cell(stat['ap'])} | {_cell(stat['roc_auc'])} | "
+            f"{_cell(stat['flag_rate'], 4)} ({_cell(stat['flag_x_fraud'], 2)}x) | "
+            f"{_cell(stat['precision'])} | {_cell(stat['recall'])} | {_cell(stat['ece'], 4)} | "
+            f"{first['validation_ap']:.3f} | {first['fit_seconds']:.0f} |"
+        )
+    return rows
+
+
+def run_all(data_dir: Path, n_jobs: int, scale_cards: int, skip_scale: bool, seeds: str) -> None:
     """Run every model benchmark and print the figures and a Markdown summary."""
     info = machine()
     print(json.dumps({"machine": info}), flush=True)
     train_csv, test_csv = data_dir / "sparkov_train.csv.gz", data_dir / "sparkov_test.csv.gz"
     rows: list[str] = []
     if train_csv.exists() and test_csv.exists():
-        for model in ("rf", "hgb"):
-            figs = _run(
-                [
-                    "fraud_assets.evaluate",
-                    *("--train", str(train_csv), "--test", str(test_csv)),
-                    *("--model", model, "--n-jobs", str(n_jobs)),
-                ]
-            )
-            _emit(f"evaluate_{model}", figs)
-            rows.append(
-                f"| `evaluate --model {model}` | {_fmt(figs['ap'])} | {_fmt(figs['roc_auc'])} | "
-                f"{_fmt(figs['precision'], 3)} / {_fmt(figs['recall'], 3)} / "
-                f"{_fmt(figs['f1'], 3)} | {_fmt(figs['threshold'], 3)} | "
-                f"{figs['cost']:,.0f} (at 0.5: {figs['cost_at_0_5']:,.0f}) | "
-                f"{figs['fit_seconds']:.1f} | {figs['predict_rows_per_s']:,.0f} | "
-                f"{figs['model_mb']:.1f} | {figs['peak_rss_mb']:,.0f} |"
-            )
-        for name, cols in (
-            ("baseline RF(100), per-row columns", BASELINE_COLUMNS),
-            ("quick RF(100), row + simple history", (*BASELINE_COLUMNS, *SIMPLE_HISTORY)),
-        ):
-            figs = _run(
-                [
-                    "benchmarks.model_quality",
-                    *("--part", "reference", "--train", str(train_csv), "--test", str(test_csv)),
-                    *("--columns", ",".join(cols), "--n-jobs", str(n_jobs)),
-                ]
-            )
-            _emit(name, figs)
-            rows.append(
-                f"| {name} | {_fmt(figs['ap'])} | {_fmt(figs['roc_auc'])} | | | | "
-                f"{figs['fit_seconds']:.1f} | | {figs['model_mb']:.1f} | "
-                f"{figs['peak_rss_mb']:,.0f} |"
-            )
+        rows = _quality(train_csv, test_csv, seeds, n_jobs)
     else:
         print(f"no sparkov files in {data_dir}: skipping the quality benchmarks", flush=True)
     scale_rows: list[str] = []
@@ -236,7 +263,7 @@ def run_all(data_dir: Path, n_jobs: int, scale_cards: int, skip_scale: bool) -> 
         ratio = ours["train_seconds"] / unbounded["fit_seconds"]
         _emit("scale ratio", {"rf_model_train_over_unbounded_fit": ratio})
         scale_rows = [
-            f"| `rf_model` training (features, split, sampling, fit, threshold) | "
+            f"| `rf_model` training (features, split, sampling, fit, calibration) | "
             f"{ours['rows']:,} ({ours['fit_rows']:,} fitted) | {ours['train_seconds']:.1f} "
             f"(fit {ours['fit_seconds']:.1f}) | {ours['model_mb']:.1f} | "
             f"{ours['peak_rss_mb']:,.0f} | {_fmt(ours['validation_ap'])} |",
@@ -250,8 +277,8 @@ def run_all(data_dir: Path, n_jobs: int, scale_cards: int, skip_scale: bool) -> 
     print(", ".join(f"{k}: {v}" for k, v in info.items()))
     if rows:
         print(
-            "\n| model | AP | ROC-AUC | P / R / F1 | threshold | cost $ | fit s | "
-            "predict rows/s | model MB | peak RSS MB |"
+            "\n| model, protocol | seeds | AP | ROC-AUC | flag rate (x fraud rate) | precision "
+            "| recall | ECE | validation AP | fit s |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(rows))
@@ -285,16 +312,23 @@ def main(argv: list[str] | None = None) -> int:
         help="cards generated for the training-cost benchmark (default: %(default)s, ~1.3M rows)",
     )
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1.3M-row benchmark")
+    parser.add_argument(
+        "--seeds",
+        default="0,1,2",
+        help="seeds of API draws, comma-separated (default: %(default)s)",
+    )
     parser.add_argument("--part", choices=list(PARTS), help=argparse.SUPPRESS)
     parser.add_argument("--train", help=argparse.SUPPRESS)
     parser.add_argument("--test", help=argparse.SUPPRESS)
-    parser.add_argument("--columns", help=argparse.SUPPRESS)
+    parser.add_argument("--protocol", help=argparse.SUPPRESS)
+    parser.add_argument("--semantics", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="rf", help=argparse.SUPPRESS)
     parser.add_argument("--frame", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.part:
         print(json.dumps(PARTS[args.part](args)))
         return 0
-    run_all(args.data_dir, args.n_jobs, args.scale_cards, args.skip_scale)
+    run_all(args.data_dir, args.n_jobs, args.scale_cards, args.skip_scale, args.seeds)
     return 0
 
 

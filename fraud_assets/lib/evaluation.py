@@ -142,6 +142,45 @@ def score_payloads(
     }
 
 
+def protocol_payloads(
+    protocol: str, test: pl.DataFrame | None, calls: int, seed: int
+) -> list[tuple[str, bytes]]:
+    """The payloads a protocol delivers for ``test``."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if test is None:
+        raise ValueError("a test set is needed to simulate a protocol")
+    return simulate_api(test, calls, seed) if protocol == "api" else simulate_replay(test)
+
+
+def measure(result: TrainResult, history: pl.DataFrame, payloads: list[tuple[str, bytes]]) -> dict:
+    """Serve ``payloads`` with a trained model (card state from ``history``) and measure."""
+    batch, timing = score_payloads(payloads, result, history)
+    scored = batch.scored
+    ev = evaluate(
+        scored["is_fraud"].to_numpy(),
+        scored["fraud_probability"].to_numpy(),
+        scored["amt"].to_numpy(),
+        result.decision,
+    )
+    return {
+        "semantics": result.feature_set.semantics,
+        "feature_set_version": result.feature_set.version,
+        "model": result.params.model,
+        "calls": len(payloads),
+        **ev.as_dict(),
+        "validation_ap": result.validation.ap,
+        "validation_ece": result.validation.ece,
+        "fit_seconds": result.fit_seconds,
+        "fit_rows": result.fit_rows,
+        "rejected_payloads": timing["rejects"],
+        "parse_seconds": timing["parse_seconds"],
+        "score_rows_per_s": scored.height / max(timing["score_seconds"], 1e-9),
+        "model_mb": model_mb(result.pipeline),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
 def evaluate_protocol(
     train_frame: pl.DataFrame,
     test: pl.DataFrame | None,
@@ -155,41 +194,17 @@ def evaluate_protocol(
 ) -> dict:
     """Train for ``semantics`` (by default the protocol's own), serve the test set under the
     protocol (or the recorded payloads), and return the figures the command prints."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     semantics = semantics or PROTOCOLS[protocol]
-    result = train(train_frame, for_semantics(semantics), params)
     if payloads_path is not None:
         payloads = read_recorded(payloads_path)
-    elif protocol == "api":
-        payloads = simulate_api(test, calls, seed)
     else:
-        payloads = simulate_replay(test)
-    batch, timing = score_payloads(payloads, result, train_frame)
-    scored = batch.scored
-    ev = evaluate(
-        scored["is_fraud"].to_numpy(),
-        scored["fraud_probability"].to_numpy(),
-        scored["amt"].to_numpy(),
-        result.decision,
-    )
+        payloads = protocol_payloads(protocol, test, calls, seed)
+    result = train(train_frame, for_semantics(semantics), params)
+    recorded = payloads_path is not None
     return {
-        "protocol": "payloads" if payloads_path is not None else protocol,
-        "semantics": semantics,
-        "feature_set_version": result.feature_set.version,
-        "model": params.model,
+        "protocol": "payloads" if recorded else protocol,
         "seed": seed,
-        "calls": len(payloads),
-        **{k: v for k, v in ev.as_dict().items()},
-        "validation_ap": result.validation.ap,
-        "validation_ece": result.validation.ece,
-        "fit_seconds": result.fit_seconds,
-        "fit_rows": result.fit_rows,
-        "rejected_payloads": timing["rejects"],
-        "parse_seconds": timing["parse_seconds"],
-        "score_rows_per_s": scored.height / max(timing["score_seconds"], 1e-9),
-        "model_mb": model_mb(result.pipeline),
-        "peak_rss_mb": peak_rss_mb(),
+        **measure(result, train_frame, payloads),
     }
 
 
