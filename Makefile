@@ -37,8 +37,9 @@ lint: $(STAMP) ## ruff check and format check
 bench: $(STAMP) ## Run the benchmarks (BENCH="app model_quality ..." picks some; see benchmarks/)
 	$(BIN)/python -m benchmarks $(BENCH)
 
-lock: ## Re-resolve requirements.lock from pyproject.toml
+lock: ## Re-resolve requirements.lock (dev) and requirements.runtime.lock (image) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
+	$(BIN)/uv pip compile pyproject.toml --extra k8s -c requirements.lock -o requirements.runtime.lock --python-version 3.11
 
 clean: ## Remove the venv and local state
 	rm -rf $(VENV) .fraud_data
