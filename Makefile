@@ -26,7 +26,7 @@ run: $(STAMP) ## Run the whole local platform (Dagster, API stand-in, Gradio app
 test: $(STAMP) ## Run the full test suite (ruff, workflow/compose schemas, pytest; installs chromium if missing)
 	$(BIN)/ruff check .
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
-	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.ops.yml
 	.ci/ensure-chromium
 	$(BIN)/python -m pytest
 
