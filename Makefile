@@ -26,7 +26,7 @@ run: $(STAMP) ## Run the whole local platform (Dagster, API stand-in, Gradio app
 test: $(STAMP) ## Run the full test suite (ruff, workflow/compose schemas, pytest; installs chromium if missing)
 	$(BIN)/ruff check .
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
-	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.ops.yml
 	.ci/ensure-chromium
 	$(BIN)/python -m pytest
 
@@ -37,8 +37,9 @@ lint: $(STAMP) ## ruff check and format check
 bench: $(STAMP) ## Run the benchmarks (BENCH="app model_quality ..." picks some; see benchmarks/)
 	$(BIN)/python -m benchmarks $(BENCH)
 
-lock: ## Re-resolve requirements.lock from pyproject.toml
+lock: ## Re-resolve requirements.lock (dev) and requirements.runtime.lock (image) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
+	$(BIN)/uv pip compile pyproject.toml --extra k8s -c requirements.lock -o requirements.runtime.lock --python-version 3.11
 
 clean: ## Remove the venv and local state
 	rm -rf $(VENV) .fraud_data

@@ -114,11 +114,14 @@ def test_whole_pipeline_runs_on_s3_postgres_and_an_mlflow_server(production, dat
     assert profiles > 0
 
 
-def test_production_dagster_yaml_stores_runs_in_postgres(
+def test_production_dagster_yaml_stores_runs_in_postgres_and_output_in_s3(
     tmp_path, pg_url, standin_url, monkeypatch
 ) -> None:  # noqa: ANN001
     admin = pg_url.rsplit("/", 1)[0] + "/postgres"
-    with fresh_database(admin, "dagster") as dagster_db:
+    logs_bucket = "dagster-logs"
+    for name, value in AWS.items():
+        monkeypatch.setenv(name, value)
+    with fresh_database(admin, "dagster") as dagster_db, moto_s3(logs_bucket) as s3_url:
         info = psycopg.conninfo.conninfo_to_dict(dagster_db)
         home = tmp_path / "dagster_home"
         home.mkdir()
@@ -130,6 +133,9 @@ def test_production_dagster_yaml_stores_runs_in_postgres(
             "DAGSTER_PG_USERNAME": info.get("user", "postgres"),
             "DAGSTER_PG_PASSWORD": info.get("password", ""),
             "DAGSTER_PG_DB": info["dbname"],
+            "DAGSTER_COMPUTE_LOGS_BUCKET": logs_bucket,
+            "DAGSTER_COMPUTE_LOGS_PREFIX": "compute-logs",
+            "DAGSTER_COMPUTE_LOGS_ENDPOINT_URL": s3_url,
         }.items():
             monkeypatch.setenv(name, value)
         platform = make_platform(monkeypatch, tmp_path / "data", standin_url)
@@ -147,4 +153,10 @@ def test_production_dagster_yaml_stores_runs_in_postgres(
             events = conn.execute(
                 "SELECT count(*) FROM event_logs WHERE run_id = %s", (result.run_id,)
             ).fetchone()[0]
+        listing = boto3.client("s3", endpoint_url=s3_url).list_objects_v2(
+            Bucket=logs_bucket, Prefix="compute-logs/"
+        )
+        log_keys = [obj["Key"] for obj in listing.get("Contents", [])]
     assert row == ("SUCCESS",) and events > 5
+    # The run's captured stdout/stderr went to the bucket (what the UI shows in production).
+    assert any(result.run_id in key for key in log_keys), log_keys
