@@ -49,49 +49,37 @@ def percentiles(seconds: list[float]) -> str:
 
 
 def build_platform(root: Path, n_cards: int) -> pl.DataFrame:
-    """Generated data, a champion model and live history under ``root``; returns the data."""
-    from app_gradio.config import TRAINING_DATA_KEY
+    """Generated data, a champion model and its card state under ``root``; returns the data."""
     from fraud_assets.lib import registry
+    from fraud_assets.lib.card_state import write_state
+    from fraud_assets.lib.features import for_semantics
     from fraud_assets.lib.generator import GeneratorConfig, generate_transactions
     from fraud_assets.lib.model import TrainParams, train
-    from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, training_csv_to_canonical
-    from fraud_assets.lib.storage import LocalObjectStore
+    from fraud_assets.lib.schema import training_csv_to_canonical
     from fraud_assets.lib.warehouse import Warehouse
 
     os.environ["FRAUD_DATA_DIR"] = str(root)
     for name in ("FRAUD_DATABASE_URL", "MLFLOW_TRACKING_URI", "FRAUD_S3_BUCKET"):
         os.environ.pop(name, None)
+    semantics = os.environ.get("FRAUD_FEED_SEMANTICS") or "arrival"
     cfg = GeneratorConfig(
         n_cards=n_cards, start=dt.date(2020, 1, 1), end=dt.date(2020, 5, 1), seed=5
     )
     frame = training_csv_to_canonical(generate_transactions(cfg)).sort("event_time")
-    cut = dt.datetime(2020, 4, 1)
-    train_part, live_part = (
-        frame.filter(pl.col("event_time") < cut),
-        frame.filter(pl.col("event_time") >= cut),
-    )
+    fs = for_semantics(semantics)
     started = time.perf_counter()
-    result = train(train_part, TrainParams())  # production hyperparameters (100 trees)
-    print(f"trained on {train_part.height:,} rows in {time.perf_counter() - started:.1f} s")
+    result = train(frame, fs, TrainParams())  # production hyperparameters
+    print(f"trained on {frame.height:,} rows in {time.perf_counter() - started:.1f} s")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     reg = registry.log_and_register(
         result,
-        result.validation_features.head(5),
         tracking_uri=uri,
         experiment="bench",
         model_name="fraud_rf",
         artifact_location=(root / "mlartifacts").as_uri(),
     )
-    registry.promote(uri, "fraud_rf", reg.version)
-    LocalObjectStore(root / "objects").put_parquet(TRAINING_DATA_KEY, train_part)
-    wh = Warehouse(f"sqlite:///{root / 'warehouse.db'}")
-    wh.ensure_table("live_transactions", LIVE_TRANSACTIONS_SCHEMA, indexes=["cc_num"])
-    live = live_part.with_columns(
-        batch_hour=pl.col("event_time").dt.strftime("%Y-%m-%dT%H"),
-        arrived_at=pl.col("event_time"),
-        payload_key=pl.lit("bench"),
-    ).select(list(LIVE_TRANSACTIONS_SCHEMA))
-    wh.upsert("live_transactions", live)
+    registry.promote(uri, "fraud_rf", reg.version, "benchmark", "now")
+    write_state(Warehouse(f"sqlite:///{root / 'warehouse.db'}"), fs, fs.build_state(frame))
     return frame
 
 
@@ -152,9 +140,9 @@ def run(args: argparse.Namespace, card: str) -> None:
 
     from gradio_client import Client
 
+    from app_gradio import config
     from app_gradio.app import make_scorer
-    from app_gradio.scoring import explain, parse_form
-    from fraud_assets.lib.features import feature_matrix, features_with_history
+    from app_gradio.scoring import parse_form
 
     form = {
         "amount": 742.18,
@@ -188,42 +176,46 @@ def run(args: argparse.Namespace, card: str) -> None:
     server_side = timings.get(timeout=60)[args.warmup :]
     server.join(timeout=30)
 
+    from fraud_assets.lib.card_state import WarehouseState
+
     scorer = make_scorer()
     loaded = scorer.model()
-    pipeline = loaded.pipeline
+    model = loaded.model
+    pipeline = model.pipeline
     tx = parse_form(**form)
-    history = scorer.history(loaded, tx.card_number)
-    x = feature_matrix(features_with_history(tx.to_frame(), history))
-    raw, with_explain = [], []
+    cards = [tx.card_number or ""]
+    state = WarehouseState(config.warehouse())
+    features = model.feature_set.serving_features(
+        tx.to_frame(), state.state_for(model.feature_set, cards)
+    )
+    x = model.feature_set.matrix(features)
+    raw, lookup, shap_s = [], [], []
     for _ in range(args.calls):
         started = time.perf_counter()
         pipeline.predict_proba(x)
         raw.append(time.perf_counter() - started)
     for _ in range(args.calls):
         started = time.perf_counter()
-        explain(pipeline, x, loaded.reference)
-        with_explain.append(time.perf_counter() - started)
-    clf = pipeline.named_steps["model"]
-    clf.n_jobs = -1
-    all_cores = []
-    for _ in range(min(args.calls, 100)):
+        state.state_for(model.feature_set, cards)
+        lookup.append(time.perf_counter() - started)
+    for _ in range(args.calls):
         started = time.perf_counter()
-        pipeline.predict_proba(x)
-        all_cores.append(time.perf_counter() - started)
-    clf.n_jobs = 1
+        loaded.explainer.explain(features)
+        shap_s.append(time.perf_counter() - started)
+    clf = pipeline.named_steps["model"]
 
     p99_server = float(np.percentile(server_side, 99))
     p50_raw = float(np.percentile(raw, 50))
     print(f"machine: {machine()}")
     print(
-        f"model: {loaded.info.name} v{loaded.info.version}, {clf.n_estimators} trees, "
-        f"max_depth {clf.max_depth}; card history rows used: {history.height}"
+        f"model: {loaded.info.name} v{loaded.info.version} ({loaded.info.semantics} feeds), "
+        f"{getattr(clf, 'n_estimators', '?')} trees, max_depth {getattr(clf, 'max_depth', '?')}"
     )
     print(f"/score via gradio_client, round trip    {percentiles(round_trip)}")
-    print(f"/score server side (history..explain)   {percentiles(server_side)}")
+    print(f"/score server side (lookup..explain)    {percentiles(server_side)}")
     print(f"raw predict, 1 row, n_jobs=1            {percentiles(raw)}")
-    print(f"predict of {x.shape[1] + 1} rows (score + explanation) {percentiles(with_explain)}")
-    print(f"raw predict, 1 row, n_jobs=-1           {percentiles(all_cores)}")
+    print(f"card-state lookup by card               {percentiles(lookup)}")
+    print(f"TreeSHAP explanation, 1 row             {percentiles(shap_s)}")
     print(
         f"goal p99 server side <= 50 ms: {'met' if p99_server <= 0.050 else 'NOT met'} "
         f"({p99_server * 1000:.1f} ms); p99 server / p50 raw predict = "

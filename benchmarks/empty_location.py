@@ -6,7 +6,8 @@ import uuid
 
 import dagster as dg
 
-from fraud_assets.lib.api import ApiUnavailable, TransactionsClient, parse_payload
+from fraud_assets.lib.api import ApiUnavailable, TransactionsClient
+from fraud_assets.lib.payloads import parse_payload
 
 
 @dg.asset

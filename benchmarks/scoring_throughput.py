@@ -17,12 +17,13 @@ import polars as pl
 
 from benchmarks.machine import print_machine
 from fraud_assets.lib.api import encode_payload
-from fraud_assets.lib.features import feature_matrix, features_with_history
+from fraud_assets.lib.evaluation import serving_model
+from fraud_assets.lib.features import for_semantics
 from fraud_assets.lib.generator import GeneratorConfig, generate_transactions
 from fraud_assets.lib.landing import landing_key, parse_payloads
 from fraud_assets.lib.model import TrainParams, train
 from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA, training_csv_to_canonical
-from fraud_assets.lib.scoring import score_batch
+from fraud_assets.lib.serving import FrameState, score_rows
 from fraud_assets.lib.warehouse import Warehouse
 
 SPLIT = dt.datetime(2020, 5, 1)
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     live_public = public.filter(
         pl.col("trans_date_trans_time").str.to_datetime("%Y-%m-%d %H:%M:%S") >= SPLIT
     ).head(args.rows)
-    model = train(history, TrainParams())
+    fs = for_semantics("arrival")
+    model = train(history, fs, TrainParams())
+    state = FrameState(fs.build_state(history))
     print(f"training rows {history.height}, live rows {live_public.height}")
 
     # The API's own wire format, in payloads of --rows-per-payload rows.
@@ -64,24 +67,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         t = {"start": time.perf_counter()}
         batch = parse_payloads(payloads).rows
         t["parsed"] = time.perf_counter()
-        cards = batch["cc_num"].unique().implode()
-        card_history = history.filter(pl.col("cc_num").is_in(cards))
-        scored = score_batch(
-            batch,
-            card_history,
-            model.pipeline,
-            model_name="bench",
-            model_version="1",
-            threshold=model.threshold,
-            batch_hour="bench",
-        )
+        scored = score_rows(
+            batch, state, serving_model(model), semantics="arrival", batch_hour="bench"
+        ).scored
         t["scored"] = time.perf_counter()
         wh.upsert("scored_transactions", scored)
         t["written"] = time.perf_counter()
         assert wh.count("scored_transactions") == batch.height
 
-    feats = features_with_history(batch, card_history)
-    x = feature_matrix(feats)
+    cards = batch["cc_num"].unique().to_list()
+    x = fs.matrix(fs.serving_features(batch, state.state_for(fs, cards)))
     t0 = time.perf_counter()
     model.pipeline.predict_proba(x)
     raw_s = time.perf_counter() - t0

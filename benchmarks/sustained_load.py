@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
         root = Path(tmp)
         api_port = free_port()
         api = f"http://127.0.0.1:{api_port}"
-        proc = start_platform(root, api_port, free_port(), f"--rate {args.rate}")
+        proc = start_platform(root, api_port, free_port(), f"--mode replay --rate {args.rate}")
         db = root / "warehouse.db"
         try:
             # The stand-in serves from its start; the load window opens once scoring works.

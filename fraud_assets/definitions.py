@@ -59,12 +59,18 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
             cache_dir=str(config.model_cache_dir),
         ),
         "feed": FeedResource(
-            semantics=config.feed_semantics, event_time_field=config.feed_event_time_field
+            semantics=config.feed_semantics,
+            event_time_field=config.feed_event_time_field,
+            max_amount=config.max_amount,
+            max_clock_skew_hours=config.max_clock_skew_hours,
+            max_payloads_per_run=config.max_payloads_per_run,
         ),
         "transactions_api": TransactionsApiResource(
             base_url=config.transactions_api_url,
             min_interval_seconds=config.api_min_interval_seconds,
             timeout_seconds=config.api_timeout_seconds,
+            budget_seconds=config.api_fetch_budget_seconds,
+            max_body_bytes=config.api_max_body_bytes,
         ),
         "training_source": TrainingSourceResource(
             url=_secret(config, "FRAUD_TRAINING_DATA_URL", config.training_data_url)

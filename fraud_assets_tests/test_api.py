@@ -8,13 +8,8 @@ import polars as pl
 import pytest
 import requests
 
-from fraud_assets.lib.api import (
-    ApiUnavailable,
-    PayloadError,
-    TransactionsClient,
-    encode_payload,
-    parse_payload,
-)
+from fraud_assets.lib.api import ApiUnavailable, TransactionsClient, encode_payload
+from fraud_assets.lib.payloads import PayloadError, parse_payload
 
 # A real response body from shared/API.md, as the JSON string `response.json()` returns.
 REAL_INNER = (
@@ -49,12 +44,12 @@ def test_encoding_matches_the_real_wire_format_byte_for_byte() -> None:
         (b"<!DOCTYPE html><html>Space is sleeping</html>", "not JSON"),
         (REAL_BODY[: len(REAL_BODY) // 2], "not JSON"),
         (json.dumps(REAL_INNER.replace('"amt"', '"amount"')).encode(), "lacks columns: amt"),
-        (json.dumps(json.dumps({"rows": []})).encode(), "split-oriented"),
+        (json.dumps(json.dumps({"rows": []})).encode(), "'columns' must be a list"),
         (json.dumps(REAL_INNER.replace("1730134684025", '"2024-10-28"')).encode(), "current_time"),
         (json.dumps(REAL_INNER.replace("60.16", '"sixty"')).encode(), "do not fit"),
         (
             json.dumps(REAL_INNER.replace(",0,1730134684025]", ",1730134684025]")).encode(),
-            "rows do not match",
+            "row length does not match",
         ),
     ],
     ids=[

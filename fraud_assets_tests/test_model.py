@@ -58,8 +58,19 @@ def test_trained_forest_finds_fraud_on_generated_data(dataset, fs) -> None:
     assert result.validation_start == result.validation_features["event_time"].min()
     assert result.fit_end < result.validation_start
     assert result.importances and pytest.approx(1.0) == sum(result.importances.values())
-    # sampling half the legitimate rows doubles the odds: calibration divides it out
-    assert result.calibration.odds_factor == pytest.approx(0.5)
+    assert result.calibration.odds_factor > 0
+
+
+def test_calibration_divides_out_the_sampling_then_refits_on_the_latest_rows(dataset) -> None:
+    prior_only = train(
+        dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF, calibrate_on_validation=False)
+    )
+    # sampling half the legitimate rows doubles the odds: the prior correction halves them
+    assert prior_only.calibration.odds_factor == pytest.approx(0.5)
+    refit = train(dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF))
+    assert refit.calibration.odds_factor != prior_only.calibration.odds_factor
+    assert refit.validation.ece <= prior_only.validation.ece + 1e-9
+    assert refit.validation.ap == pytest.approx(prior_only.validation.ap)  # ranking kept
 
 
 def test_training_refuses_a_window_without_fraud(dataset) -> None:

@@ -10,7 +10,7 @@ import requests
 from fraud_assets.definitions import defs
 from fraud_assets.defs.scoring.sensors import transactions_sensor
 from fraud_assets.lib import registry
-from fraud_assets.lib.landing import LANDING_PREFIX, QUARANTINE_PREFIX
+from fraud_assets.lib.landing import LANDING_PREFIX, QUARANTINE_PREFIX, hour_of_key, hour_prefix
 from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
 from fraud_assets_tests.conftest import TRAINING_ASSETS, Platform, make_platform
 
@@ -58,7 +58,7 @@ def test_sensor_lands_payloads_before_it_plans_a_run(trained) -> None:
     assert isinstance(result, dg.SensorResult)
     [request] = result.run_requests
     store = trained.resources["object_store"].store()
-    keys = list(store.list(f"{LANDING_PREFIX}/{request.partition_key}/"))
+    keys = list(store.list(hour_prefix(request.partition_key)))
     assert keys and result.cursor == max(keys)
     assert request.run_key == f"{request.partition_key}/{keys[-1].rsplit('/', 1)[-1]}"
 
@@ -115,7 +115,8 @@ def test_bad_payloads_go_to_quarantine_and_never_become_rows(trained, standin_ur
     tick(trained)
     result = run(trained, request)
     assert result.success
-    [check] = result.get_asset_check_evaluations()
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    check = checks["no_quarantined_payloads"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     store = trained.resources["object_store"].store()
     reasons = [json.loads(store.get_bytes(k))["reason"] for k in store.list(QUARANTINE_PREFIX)]
@@ -137,7 +138,7 @@ def test_scoring_without_a_champion_fails_with_a_clear_message(tmp_path, standin
         store = platform.resources["object_store"].store()
         assert isinstance(tick(platform), dg.SkipReason)  # lands, but waits for a champion
         assert list(store.list(LANDING_PREFIX))
-        hour = next(iter(store.list(LANDING_PREFIX))).split("/")[-2]
+        hour = hour_of_key(next(iter(store.list(LANDING_PREFIX))))
         result = run(platform, dg.RunRequest(partition_key=hour), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -191,8 +192,8 @@ def test_payloads_one_at_a_time_through_the_live_assets_match_the_evaluation_bat
     store = trained.resources["object_store"].store()
     for key, body in payloads:  # each payload its own landing and scoring run
         store.put_bytes(key, body)
-        assert run(trained, dg.RunRequest(partition_key=key.split("/")[-2])).success
-    hours = {key.split("/")[-2] for key, _ in payloads}
+        assert run(trained, dg.RunRequest(partition_key=hour_of_key(key))).success
+    hours = {hour_of_key(key) for key, _ in payloads}
     online = pl.concat(
         [store.get_parquet(k) for h in hours for k in store.list(f"{SERVED_PREFIX}/hour={h}/")]
     )

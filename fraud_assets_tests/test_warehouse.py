@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
-from fraud_assets.lib.warehouse import Warehouse
+from fraud_assets.lib.warehouse import TableWrite, Warehouse, schema_version
 
 
 def _rows(n: int, version: str = "1", hour: str = "2026-11-28-10:00") -> pl.DataFrame:
@@ -111,3 +111,43 @@ def test_a_write_that_fails_midway_changes_nothing(warehouse: Warehouse) -> None
         warehouse.upsert("scored_transactions", bad)
     read = warehouse.read("scored_transactions", SCORED_TRANSACTIONS_SCHEMA)
     assert read.height == 10 and set(read["model_version"]) == {"1"}
+
+
+def test_a_new_column_in_the_schema_is_added_to_an_existing_table(warehouse: Warehouse) -> None:
+    old = {c: t for c, t in SCORED_TRANSACTIONS_SCHEMA.items() if c != "expected_loss"}
+    warehouse.ensure_table("old_scores", old)
+    warehouse.upsert("old_scores", _rows(3).drop("expected_loss"))
+    warehouse.ensure_table("old_scores", SCORED_TRANSACTIONS_SCHEMA)  # the upgrade
+    assert warehouse.upsert("old_scores", _rows(4)) == 4  # upserts with the new column work
+    back = warehouse.read("old_scores", SCORED_TRANSACTIONS_SCHEMA).sort("trans_num")
+    assert (
+        back.height == 4 and back["expected_loss"].to_list() == _rows(4)["expected_loss"].to_list()
+    )
+    assert warehouse.schema_versions()["old_scores"] == schema_version(SCORED_TRANSACTIONS_SCHEMA)
+
+
+def test_writes_to_several_tables_land_together_or_not_at_all(warehouse: Warehouse) -> None:
+    warehouse.ensure_table("other_scores", SCORED_TRANSACTIONS_SCHEMA)
+    good = TableWrite("scored_transactions", _rows(5))
+    bad = TableWrite("other_scores", _rows(1).with_columns(trans_num=pl.lit(None, pl.String)))
+    with pytest.raises(Exception, match="(?i)null"):
+        warehouse.write([good, bad])
+    assert warehouse.count("scored_transactions") == 0  # the first write was rolled back
+    written = warehouse.write([good, TableWrite("other_scores", _rows(2))])
+    assert written == {"scored_transactions": 5, "other_scores": 2}
+
+
+def test_keep_first_writes_count_only_new_rows(warehouse: Warehouse) -> None:
+    assert warehouse.upsert("scored_transactions", _rows(5), update=False) == 5
+    assert warehouse.upsert("scored_transactions", _rows(8), update=False) == 3
+
+
+def test_aggregates_run_in_sql_on_either_dialect(warehouse: Warehouse) -> None:
+    warehouse.upsert("scored_transactions", _rows(10))
+    got = warehouse.query(
+        'SELECT count(*), sum(CASE WHEN "is_flagged" THEN 1 ELSE 0 END) '
+        'FROM {t:scored_transactions} WHERE "amt" >= ?',
+        {"n": pl.Int64, "flagged": pl.Int64},
+        [5.0],
+    )
+    assert got.row(0) == (5, 2)

@@ -1,11 +1,14 @@
 """Connection settings as resources; the same keys serve local and production deployments."""
 
+import datetime as dt
+
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from fraud_assets.lib.api import TransactionsClient
 from fraud_assets.lib.landing import Feed
+from fraud_assets.lib.payloads import Limits
 from fraud_assets.lib.redaction import redact
 from fraud_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 from fraud_assets.lib.warehouse import Warehouse
@@ -62,26 +65,43 @@ class TransactionsApiResource(dg.ConfigurableResource):
     """The real-time transactions API (TRANSACTIONS_API_URL)."""
 
     base_url: str
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = 10.0
     max_attempts: int = 3
     min_interval_seconds: float = Field(
         default=12.0, description="At most one call per this many seconds (real limit ~5/min)."
     )
+    budget_seconds: float = Field(
+        default=30.0, description="Longest one tick may spend fetching (sensor deadline: 60 s)."
+    )
+    max_body_bytes: int = Field(default=1_000_000, description="Largest body read.")
 
     def client(self) -> TransactionsClient:
         return TransactionsClient(
-            self.base_url, self.timeout_seconds, self.max_attempts, self.min_interval_seconds
+            self.base_url,
+            self.timeout_seconds,
+            self.max_attempts,
+            self.min_interval_seconds,
+            budget_seconds=self.budget_seconds,
+            max_body_bytes=self.max_body_bytes,
         )
 
 
 class FeedResource(dg.ConfigurableResource):
-    """The live feed's time semantics (FRAUD_FEED_SEMANTICS, FRAUD_FEED_EVENT_TIME_FIELD)."""
+    """The live feed: its time semantics and the bounds its rows must keep to."""
 
     semantics: str = Field(default="arrival", description="'arrival' or 'payload'.")
     event_time_field: str = Field(default="event_time")
+    max_amount: float = Field(default=1_000_000.0, description="FRAUD_MAX_AMOUNT")
+    max_clock_skew_hours: float = Field(default=24.0, description="FRAUD_MAX_CLOCK_SKEW_HOURS")
+    max_payloads_per_run: int = Field(default=5000, description="FRAUD_MAX_PAYLOADS_PER_RUN")
 
     def feed(self) -> Feed:
         return Feed(self.semantics, self.event_time_field)
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_amount=self.max_amount, max_skew=dt.timedelta(hours=self.max_clock_skew_hours)
+        )
 
 
 class TrainingSourceResource(dg.ConfigurableResource):

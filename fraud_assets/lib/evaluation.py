@@ -28,11 +28,12 @@ import polars as pl
 
 from fraud_assets.lib.api import encode_payload
 from fraud_assets.lib.features import for_semantics
-from fraud_assets.lib.landing import HOUR_FORMAT, LANDING_PREFIX, Feed, parse_payloads
+from fraud_assets.lib.landing import LANDING_PREFIX, Feed, landing_key, parse_payloads
 from fraud_assets.lib.metrics import evaluate
 from fraud_assets.lib.model import TrainParams, TrainResult, train
 from fraud_assets.lib.schema import read_training_csv
 from fraud_assets.lib.serving import FrameState, ScoredBatch, ServingModel, score_rows
+from fraud_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 
 PROTOCOLS = {"api": "arrival", "replay": "payload"}
 #: The real API's pace: one call every 12 s.
@@ -59,8 +60,7 @@ def serving_model(result: TrainResult) -> ServingModel:
 
 
 def _key(arrived: dt.datetime, call: int) -> str:
-    ms = int(arrived.replace(tzinfo=dt.UTC).timestamp() * 1000)
-    return f"{LANDING_PREFIX}/{arrived.strftime(HOUR_FORMAT)}/{ms:013d}-{call:012x}.json"
+    return landing_key(arrived, f"{call:012x}")
 
 
 def api_row(test: pl.DataFrame) -> pl.DataFrame:
@@ -97,11 +97,14 @@ def simulate_replay(test: pl.DataFrame) -> list[tuple[str, bytes]]:
 
 def read_recorded(path: str | Path) -> list[tuple[str, bytes]]:
     """Recorded payloads: a JSON-lines file of ``{"arrived_at": ..., "body": ...}`` (ISO time
-    or epoch ms; the body as the API sent it), or a landing directory of the local store."""
+    or epoch ms; the body as the API sent it), or the landing prefix of an object store: a
+    local directory or ``s3://bucket/prefix`` (AWS settings from the environment)."""
+    text = str(path)
+    if text.startswith("s3://"):
+        return _landed(_s3_store(text))
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.json") if p.is_file())
-        return [(f"{LANDING_PREFIX}/{p.parent.name}/{p.name}", p.read_bytes()) for p in files]
+        return _landed(LocalObjectStore(path))
     payloads = []
     for call, line in enumerate(path.read_text().splitlines()):
         if not line.strip():
@@ -116,6 +119,30 @@ def read_recorded(path: str | Path) -> list[tuple[str, bytes]]:
         body = record["body"]
         payloads.append((_key(arrived, call), body.encode() if isinstance(body, str) else body))
     return payloads
+
+
+def _landed(store: ObjectStore) -> list[tuple[str, bytes]]:
+    """Every landed payload under the store's root, keyed as the landing keys them."""
+    out = []
+    for key in store.list(""):
+        name = key.rsplit("/", 1)[-1]
+        hour = key.split("/")[-2] if "/" in key else ""
+        if name.endswith(".json") and hour.startswith("hour="):
+            out.append((f"{LANDING_PREFIX}/{hour}/{name}", store.get_bytes(key)))
+    return out
+
+
+def _s3_store(uri: str) -> ObjectStore:
+    import boto3
+
+    from fraud_assets.settings import load_settings
+
+    settings = load_settings()
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    client = boto3.client(
+        "s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region
+    )
+    return S3ObjectStore(client, bucket, prefix)
 
 
 def score_payloads(

@@ -1,34 +1,82 @@
-"""Landing raw API payloads and turning them into validated, de-duplicated rows."""
+"""Landing raw API payloads and turning them into validated, de-duplicated rows.
+
+Every payload the sensor fetched is kept as it came, under a Hive-style hour key
+(``landing/transactions/hour=<hour>/<ms>-<id>.json``). Parsing a batch isolates each payload
+and each row: whatever one holds, it is set aside with its reason (quarantine, under a key
+made from a hash, never from payload content) and the rest go on. The ``payload_ledger``
+records every payload's outcome, so a payload is parsed once whatever happened to it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
-from fraud_assets.lib.api import PayloadError, decode_payload, records_to_frame
-from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, validate_transactions
+from fraud_assets.lib.payloads import Limits, PayloadError, parse_body, rows_frame
+from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA
+from fraud_assets.lib.storage import ObjectStore
 
 LANDING_PREFIX = "landing/transactions"
 QUARANTINE_PREFIX = "quarantine/transactions"
 HOUR_FORMAT = "%Y-%m-%d-%H:00"  # Dagster's hourly partition key format
+#: Columns whose content defines a transaction (a repeat of the same draw matches on them).
+CONTENT_COLUMNS: tuple[str, ...] = tuple(
+    c
+    for c in LIVE_TRANSACTIONS_SCHEMA
+    if c
+    not in (
+        "event_time",
+        "batch_hour",
+        "arrived_at",
+        "event_time_source",
+        "payload_key",
+        "row_hash",
+    )
+)
+
+LEDGER_SCHEMA: dict[str, pl.DataType] = {
+    "payload_key": pl.String(),
+    "batch_hour": pl.String(),
+    "outcome": pl.String(),  # loaded, partly loaded, repeats only, rejected
+    "rows_valid": pl.Int64(),
+    "rows_rejected": pl.Int64(),
+    "reason": pl.String(),
+    "processed_at": pl.Datetime("ms"),
+}
+CONFLICTS_SCHEMA: dict[str, pl.DataType] = {
+    "conflict_key": pl.String(),
+    "trans_num": pl.String(),
+    "kept_payload_key": pl.String(),
+    "conflicting_payload_key": pl.String(),
+    "kept_hash": pl.String(),
+    "conflicting_hash": pl.String(),
+    "detected_at": pl.Datetime("ms"),
+}
 
 
 def hour_of(moment: dt.datetime) -> str:
     return moment.strftime(HOUR_FORMAT)
 
 
-def landing_key(fetched_at: dt.datetime) -> str:
-    """A unique, time-ordered key for one raw payload: ``landing/transactions/<hour>/<ms>-<id>``."""
+def hour_prefix(hour: str) -> str:
+    return f"{LANDING_PREFIX}/hour={hour}/"
+
+
+def landing_key(fetched_at: dt.datetime, suffix: str | None = None) -> str:
+    """A unique, time-ordered key for one raw payload."""
     ms = int(fetched_at.replace(tzinfo=dt.UTC).timestamp() * 1000)
-    return f"{LANDING_PREFIX}/{hour_of(fetched_at)}/{ms:013d}-{uuid.uuid4().hex[:12]}.json"
+    tail = suffix or uuid.uuid4().hex[:12]
+    return f"{hour_prefix(hour_of(fetched_at))}{ms:013d}-{tail}.json"
 
 
 def hour_of_key(key: str) -> str:
-    return key.split("/")[-2]
+    return key.split("/")[-2].removeprefix("hour=")
 
 
 def arrived_at_of_key(key: str) -> dt.datetime:
@@ -36,8 +84,13 @@ def arrived_at_of_key(key: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
 
 
-def quarantine_key(landing: str) -> str:
-    return landing.replace(LANDING_PREFIX, QUARANTINE_PREFIX, 1)
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def quarantine_key(payload_key: str, row: int | None = None) -> str:
+    """Where a rejected payload (or one of its rows) is kept: a hash, never payload content."""
+    return f"{QUARANTINE_PREFIX}/hour={hour_of_key(payload_key)}/{_digest(payload_key, row)}.json"
 
 
 @dataclass(frozen=True)
@@ -58,68 +111,170 @@ class Feed:
         return self.event_time_field if self.semantics == "payload" else None
 
 
+@dataclass(frozen=True)
+class Reject:
+    """A payload (``row`` None) or one row set aside, with why."""
+
+    payload_key: str
+    reason: str
+    row: int | None = None
+    trans_num: str | None = None
+
+    @property
+    def key(self) -> str:
+        return quarantine_key(self.payload_key, self.row)
+
+    def record(self, body: bytes | None = None) -> bytes:
+        """The quarantine record: the reason, and the raw body for a whole-payload reject."""
+        doc = {
+            "payload_key": self.payload_key,
+            "reason": self.reason,
+            "row": self.row,
+            "trans_num": self.trans_num,
+        }
+        if body is not None:
+            doc["body"] = body[:200_000].decode("utf-8", "replace")
+        return json.dumps(doc, sort_keys=True).encode()
+
+
 @dataclass
 class ParsedBatch:
-    """Valid rows of a batch of payloads, and what was set aside."""
+    """Valid rows of a batch of payloads, what was set aside, and the ledger of it all."""
 
     rows: pl.DataFrame
-    rejects: list[dict]  # {"payload_key", "reason", "trans_num"?}
+    rejects: list[Reject]
     duplicates: int
+    conflicts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CONFLICTS_SCHEMA))
+    ledger: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LEDGER_SCHEMA))
 
 
-def parse_payloads(payloads: list[tuple[str, bytes]], feed: Feed = Feed()) -> ParsedBatch:
-    """Parse, validate and de-duplicate (first arrival wins) a batch of landed payloads.
+def row_hash() -> pl.Expr:
+    """A stable hash of a row's transaction content (not of when or how it arrived)."""
+    content = pl.concat_str(
+        [pl.col(c).cast(pl.String).fill_null("\x00") for c in CONTENT_COLUMNS], separator="\x1f"
+    )
+    return content.map_elements(
+        lambda text: hashlib.sha256(text.encode()).hexdigest()[:32], return_dtype=pl.String
+    )
 
-    Payloads are decoded one by one but built into one frame and validated once; only when
-    that frame cannot be built is each payload built alone, to find the culprit.
-    """
-    rejects: list[dict] = []
-    decoded: list[tuple[str, dict[str, list]]] = []
+
+def parse_payloads(
+    payloads: list[tuple[str, bytes]],
+    feed: Feed = Feed(),
+    limits: Limits | None = None,
+    processed_at: dt.datetime | None = None,
+) -> ParsedBatch:
+    """Parse, validate and de-duplicate (first arrival wins) a batch of landed payloads, each
+    payload and each row on its own. A repeat of a row with different content is a conflict:
+    the first copy is kept and the conflict recorded."""
+    processed_at = processed_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    limits = limits or Limits()
+    rejects: list[Reject] = []
+    frames: list[pl.DataFrame] = []
+    ledger: list[dict[str, object]] = []
     for key, body in sorted(payloads):
+        arrived = arrived_at_of_key(key)
         try:
-            decoded.append((key, decode_payload(body, feed.field)))
+            parsed = parse_body(body, arrived, feed.field, limits)
         except PayloadError as exc:
-            rejects.append({"payload_key": key, "reason": str(exc)})
-    try:
-        frames = [_frame(decoded, feed)] if decoded else []
-    except PayloadError:
-        frames = []
-        for key, records in decoded:
-            try:
-                frames.append(_frame([(key, records)], feed))
-            except PayloadError as exc:
-                rejects.append({"payload_key": key, "reason": str(exc)})
-    rows = pl.concat(frames) if frames else pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA)
-    reasons = validate_transactions(rows)
-    for key, tn, why in zip(
-        rows.filter(reasons.is_not_null())["payload_key"],
-        rows.filter(reasons.is_not_null())["trans_num"],
-        reasons.drop_nulls(),
-        strict=True,
-    ):
-        rejects.append({"payload_key": key, "reason": why, "trans_num": tn})
-    rows = rows.filter(reasons.is_null()).select(
-        pl.col(c).cast(t) for c, t in LIVE_TRANSACTIONS_SCHEMA.items()
-    )
+            rejects.append(Reject(key, str(exc)))
+            ledger.append(_entry(key, "rejected", 0, 1, str(exc), processed_at))
+            continue
+        rejects += [Reject(key, r.reason, r.row, r.trans_num) for r in parsed.rejects]
+        if parsed.rows:
+            frames.append(
+                rows_frame(parsed.rows).with_columns(
+                    batch_hour=pl.lit(hour_of_key(key)),
+                    arrived_at=pl.lit(arrived, dtype=pl.Datetime("ms")),
+                    event_time_source=pl.lit(feed.semantics),
+                    payload_key=pl.lit(key),
+                )
+            )
+        outcome = "loaded" if not parsed.rejects else "partly loaded" if parsed.rows else "rejected"
+        reason = parsed.rejects[0].reason if parsed.rejects else None
+        ledger.append(
+            _entry(key, outcome, len(parsed.rows), len(parsed.rejects), reason, processed_at)
+        )
+    rows = (
+        pl.concat(frames).with_columns(row_hash=row_hash())
+        if frames
+        else pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA)
+    ).select(pl.col(c).cast(t) for c, t in LIVE_TRANSACTIONS_SCHEMA.items())
     unique = rows.unique("trans_num", keep="first", maintain_order=True)
-    return ParsedBatch(unique, rejects, rows.height - unique.height)
-
-
-def _frame(decoded: list[tuple[str, dict[str, list]]], feed: Feed) -> pl.DataFrame:
-    """One canonical frame (plus landing columns) from decoded payloads. Without a true event
-    time, a row's event time is its arrival."""
-    columns = decoded[0][1].keys()
-    merged = {c: [v for _, rec in decoded for v in rec[c]] for c in columns}
-    keys = [key for key, rec in decoded for _ in rec["trans_num"]]
-    arrived = pl.Series([arrived_at_of_key(k) for k in keys], dtype=pl.Datetime("ms"))
-    frame = records_to_frame(merged).with_columns(
-        batch_hour=pl.Series([hour_of_key(k) for k in keys], dtype=pl.String),
-        arrived_at=arrived,
-        event_time_source=pl.lit(feed.semantics),
-        payload_key=pl.Series(keys, dtype=pl.String),
+    conflicts = find_conflicts(unique, rows, processed_at)
+    return ParsedBatch(
+        unique,
+        rejects,
+        rows.height - unique.height,
+        conflicts,
+        pl.DataFrame(ledger, schema=LEDGER_SCHEMA),
     )
-    return frame if feed.field else frame.with_columns(event_time=arrived)
 
 
-def quarantine_record(reject: dict) -> bytes:
-    return json.dumps(reject, sort_keys=True).encode()
+def find_conflicts(
+    kept: pl.DataFrame, incoming: pl.DataFrame, detected_at: dt.datetime
+) -> pl.DataFrame:
+    """Rows of ``incoming`` whose ``trans_num`` is in ``kept`` with other content."""
+    joined = incoming.join(
+        kept.select("trans_num", kept_hash="row_hash", kept_key="payload_key"), on="trans_num"
+    ).filter(pl.col("row_hash") != pl.col("kept_hash"))
+    return joined.select(
+        conflict_key=pl.concat_str("trans_num", "row_hash", separator="/"),
+        trans_num="trans_num",
+        kept_payload_key="kept_key",
+        conflicting_payload_key="payload_key",
+        kept_hash="kept_hash",
+        conflicting_hash="row_hash",
+        detected_at=pl.lit(detected_at, dtype=pl.Datetime("ms")),
+    ).unique("conflict_key")
+
+
+def _entry(
+    key: str, outcome: str, valid: int, rejected: int, reason: str | None, at: dt.datetime
+) -> dict[str, object]:
+    return {
+        "payload_key": key,
+        "batch_hour": hour_of_key(key),
+        "outcome": outcome,
+        "rows_valid": valid,
+        "rows_rejected": rejected,
+        "reason": reason[:500] if reason else None,
+        "processed_at": at,
+    }
+
+
+class Spool:
+    """A local directory holding payloads that could not be landed yet (object store down),
+    so a fetched payload is never lost: ``flush`` lands them once the store answers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, key: str, body: bytes) -> None:
+        path = self.root / key.replace("/", "__")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(body)
+        tmp.replace(path)
+
+    def pending(self) -> list[Path]:
+        return sorted(p for p in self.root.glob("*.json")) if self.root.is_dir() else []
+
+    def flush(self, store: ObjectStore) -> int:
+        """Land every spooled payload under its own key; returns how many were landed."""
+        landed = 0
+        for path in self.pending():
+            store.put_bytes(path.name.replace("__", "/"), path.read_bytes())
+            path.unlink()
+            landed += 1
+        return landed
+
+
+def land(store: ObjectStore, spool: Spool, key: str, body: bytes) -> bool:
+    """Land one payload; when the store fails, keep it in the spool. True if landed now."""
+    try:
+        store.put_bytes(key, body)
+        return True
+    except Exception:  # noqa: BLE001 - any store failure: keep the payload for later
+        spool.put(key, body)
+        return False

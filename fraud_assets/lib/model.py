@@ -56,8 +56,9 @@ class TrainParams:
     review_cost: float = 5.0
     max_flag_rate: float | None = None
     # Calibration: the prior correction for sampling and class weights, then (when true) its
-    # log-odds shift re-fitted on the validation window.
-    calibrate_on_validation: bool = False
+    # log-odds shift re-fitted on the validation window, the most recent labelled rows, whose
+    # fraud rate is the best estimate of the live one.
+    calibrate_on_validation: bool = True
     n_jobs: int = -1
     random_state: int = 7
 
@@ -66,7 +67,7 @@ class TrainParams:
 #: legitimate row and weights the classes equally instead (best AP on the validation window).
 MODEL_DEFAULTS: dict[str, dict[str, object]] = {
     "rf": {},
-    "hgb": {"legit_sample_rate": 1.0, "class_weight": "balanced", "calibrate_on_validation": True},
+    "hgb": {"legit_sample_rate": 1.0, "class_weight": "balanced"},
 }
 
 
@@ -206,8 +207,8 @@ def train(transactions: pl.DataFrame, fs: FeatureSet, params: TrainParams) -> Tr
     prior = Calibration.for_training(y_fit, params.legit_sample_rate, params.class_weight)
     raw = predict_raw(pipeline, fs, valid_part)
     y, amount = valid_part["is_fraud"].to_numpy(), valid_part["amt"].to_numpy()
-    # The prior correction is exact for sampling; boosting under class weights drifts from
-    # it, so the log-odds shift is then re-estimated on the validation window.
+    # The prior correction is exact for sampling, but the fraud rate drifts (and boosting under
+    # class weights drifts from it too), so the log-odds shift is re-fitted on the latest rows.
     calibration = refit_odds(raw, y, prior) if params.calibrate_on_validation else prior
     proba = calibration.apply(raw)
     rule = DecisionRule.fit(params.review_cost, proba, amount, params.max_flag_rate)

@@ -174,6 +174,7 @@ LIVE_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
     "arrived_at": pl.Datetime("ms"),
     "event_time_source": pl.String(),  # "payload" (the feed's own event time) or "arrival"
     "payload_key": pl.String(),
+    "row_hash": pl.String(),  # the transaction's content, to tell a repeat from a conflict
 }
 
 #: Warehouse table of scored rows. ``label_is_fraud`` is the API's delayed label, kept for

@@ -1,23 +1,36 @@
-"""The warehouse: idempotent, keyed writes and column-pruned reads, on SQLite or PostgreSQL.
+"""The warehouse: keyed, idempotent writes and pruned reads, on SQLite or PostgreSQL.
 
+One interface (``Warehouse``) over two dialects (``SqliteDialect``, ``PostgresDialect``).
 SQLite (a local file, WAL mode so the web app can read while runs write) is the embedded
-default. PostgreSQL bulk-loads through ``COPY`` into a temporary table, then upserts.
-Identifiers are always quoted, never formatted into SQL.
+default; PostgreSQL bulk-loads through ``COPY`` into a temporary table, then upserts, and
+takes its connections from a ``psycopg_pool`` pool. Several tables can be written in one
+transaction (``write``), so a batch and its bookkeeping land together or not at all.
+
+Tables carry a schema version in ``schema_migrations``: when a table's declared schema gains
+columns, ``ensure_table`` adds them (``ALTER TABLE … ADD COLUMN``) and records the new
+version, so upgrading never breaks an existing database. Identifiers are always quoted,
+never formatted into SQL.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import hashlib
 import io
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MIGRATIONS_TABLE = "schema_migrations"
 
 
 def _check_ident(name: str) -> str:
@@ -26,18 +39,222 @@ def _check_ident(name: str) -> str:
     return name
 
 
-def _sql_type(dtype: pl.DataType, postgres: bool) -> str:
-    if dtype == pl.String:
-        return "TEXT"
-    if dtype == pl.Float64:
-        return "DOUBLE PRECISION" if postgres else "REAL"
-    if dtype == pl.Boolean:
-        return "BOOLEAN" if postgres else "INTEGER"
-    if isinstance(dtype, pl.Datetime):
-        return "TIMESTAMP" if postgres else "TEXT"
-    if dtype.is_integer():
-        return "BIGINT" if postgres else "INTEGER"
-    raise TypeError(f"no SQL type for {dtype}")
+def schema_version(schema: dict[str, pl.DataType]) -> str:
+    """A stable fingerprint of a table's declared columns and types."""
+    text = ";".join(f"{c}:{t}" for c, t in schema.items())
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """One keyed write, for ``Warehouse.write``."""
+
+    table: str
+    frame: pl.DataFrame
+    key: str = "trans_num"
+    update: bool = True
+    replace: bool = False
+
+
+class Dialect(ABC):
+    """What differs between databases: connections, types, bulk load, placeholders."""
+
+    name: str
+    #: Placeholder for one bound parameter.
+    mark: str
+
+    @abstractmethod
+    def connect(self) -> contextlib.AbstractContextManager[Any]:
+        """A connection in a transaction: committed on success, rolled back on error."""
+
+    @abstractmethod
+    def sql_type(self, dtype: pl.DataType) -> str: ...
+
+    @abstractmethod
+    def table(self, name: str) -> str:
+        """The quoted, schema-qualified table name."""
+
+    @abstractmethod
+    def existing_columns(self, conn: Any, table: str) -> list[str] | None:
+        """The table's columns, or None when it does not exist."""
+
+    @abstractmethod
+    def ensure_schema(self, conn: Any) -> None: ...
+
+    @abstractmethod
+    def load(self, conn: Any, table: str, frame: pl.DataFrame, key: str, update: bool) -> int:
+        """Upsert ``frame`` within ``conn``'s transaction; return rows inserted or updated."""
+
+    def decode(self, frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        """Rows as the driver returned them, cast to ``schema``."""
+        return frame.cast(schema)
+
+    def in_list(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        marks = ", ".join(self.mark for _ in values) or "NULL"
+        return f'"{_check_ident(column)}" IN ({marks})', list(values)
+
+    def close(self) -> None:  # noqa: B027 - only pooled dialects hold anything to release
+        """Release pooled connections."""
+
+
+class SqliteDialect(Dialect):
+    name, mark = "sqlite", "?"
+
+    def __init__(self, url: str) -> None:
+        self.path = Path(url.removeprefix("sqlite:///")).expanduser()
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def sql_type(self, dtype: pl.DataType) -> str:
+        if dtype == pl.String or isinstance(dtype, pl.Datetime):
+            return "TEXT"
+        if dtype == pl.Float64:
+            return "REAL"
+        if dtype == pl.Boolean or dtype.is_integer():
+            return "INTEGER"
+        raise TypeError(f"no SQL type for {dtype}")
+
+    def table(self, name: str) -> str:
+        return f'"{_check_ident(name)}"'
+
+    def existing_columns(self, conn: sqlite3.Connection, table: str) -> list[str] | None:
+        rows = conn.execute(f"PRAGMA table_info({self.table(table)})").fetchall()
+        return [r[1] for r in rows] or None
+
+    def ensure_schema(self, conn: sqlite3.Connection) -> None:
+        return None
+
+    def load(
+        self, conn: sqlite3.Connection, table: str, frame: pl.DataFrame, key: str, update: bool
+    ) -> int:
+        cols = [_check_ident(c) for c in frame.columns]
+        conv = frame.with_columns(
+            pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.3f"),
+            pl.col(pl.Boolean).cast(pl.Int8),
+        )
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        marks = ", ".join("?" for _ in cols)
+        sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != key)
+        conflict = f"DO UPDATE SET {sets}" if update and sets else "DO NOTHING"
+        before = conn.total_changes
+        conn.executemany(
+            f"INSERT INTO {self.table(table)} ({quoted}) VALUES ({marks}) "
+            f'ON CONFLICT ("{_check_ident(key)}") {conflict}',
+            conv.iter_rows(),
+        )
+        return conn.total_changes - before
+
+    def decode(self, frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.col(c).str.to_datetime(time_unit="ms")
+            for c, t in schema.items()
+            if isinstance(t, pl.Datetime) and frame.schema[c] == pl.String
+        ).cast(schema)
+
+
+class PostgresDialect(Dialect):
+    name, mark = "postgresql", "%s"
+    _pools: dict[str, Any] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, url: str, schema: str, pool_size: int = 4) -> None:
+        self.url = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+        self.schema = _check_ident(schema)
+        self.pool_size = pool_size
+
+    def _pool(self):  # noqa: ANN202
+        from psycopg_pool import ConnectionPool
+
+        with self._lock:
+            pool = self._pools.get(self.url)
+            if pool is None:
+                pool = ConnectionPool(
+                    self.url,
+                    min_size=0,
+                    max_size=self.pool_size,
+                    kwargs={"connect_timeout": 10},
+                    check=ConnectionPool.check_connection,
+                    open=True,
+                )
+                self._pools[self.url] = pool
+            return pool
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        with self._pool().connection(timeout=30) as conn, conn.transaction():
+            yield conn
+
+    def sql_type(self, dtype: pl.DataType) -> str:
+        if dtype == pl.String:
+            return "TEXT"
+        if dtype == pl.Float64:
+            return "DOUBLE PRECISION"
+        if dtype == pl.Boolean:
+            return "BOOLEAN"
+        if isinstance(dtype, pl.Datetime):
+            return "TIMESTAMP"
+        if dtype.is_integer():
+            return "BIGINT"
+        raise TypeError(f"no SQL type for {dtype}")
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}"."{_check_ident(name)}"'
+
+    def existing_columns(self, conn: Any, table: str) -> list[str] | None:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (self.schema, _check_ident(table)),
+        ).fetchall()
+        return [r[0] for r in rows] or None
+
+    def ensure_schema(self, conn: Any) -> None:
+        exists = conn.execute(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (self.schema,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+
+    def load(self, conn: Any, table: str, frame: pl.DataFrame, key: str, update: bool) -> int:
+        cols = [_check_ident(c) for c in frame.columns]
+        buf = io.BytesIO()
+        frame.write_csv(
+            buf, include_header=False, null_value="", datetime_format="%Y-%m-%d %H:%M:%S%.3f"
+        )
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in cols if c != key)
+        conflict = f"DO UPDATE SET {sets}" if update and sets else "DO NOTHING"
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS _incoming")
+            cur.execute(
+                f"CREATE TEMP TABLE _incoming (LIKE {self.table(table)} INCLUDING DEFAULTS) "
+                "ON COMMIT DROP"
+            )
+            with cur.copy(f"COPY _incoming ({quoted}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buf.getvalue())
+            cur.execute(
+                f"INSERT INTO {self.table(table)} ({quoted}) SELECT {quoted} FROM _incoming "
+                f'ON CONFLICT ("{_check_ident(key)}") {conflict}'
+            )
+            written = cur.rowcount
+            cur.execute("DROP TABLE _incoming")
+        return written
+
+    def close(self) -> None:
+        with self._lock:
+            pool = self._pools.pop(self.url, None)
+        if pool is not None:
+            pool.close()
 
 
 class Warehouse:
@@ -46,37 +263,15 @@ class Warehouse:
     ``url`` is ``postgresql://…`` for PostgreSQL, or ``sqlite:///path`` / a plain path for SQLite.
     """
 
-    def __init__(self, url: str, schema: str = "public") -> None:
+    def __init__(self, url: str, schema: str = "public", pool_size: int = 4) -> None:
         self.url = url
-        self.postgres = url.startswith(("postgresql://", "postgres://", "postgresql+"))
         self.schema = _check_ident(schema)
-        if not self.postgres:
-            self.path = Path(url.removeprefix("sqlite:///")).expanduser()
-
-    # -- connections -----------------------------------------------------------------------
-    def _pg(self):  # noqa: ANN202
-        import psycopg
-
-        return psycopg.connect(
-            re.sub(r"^postgresql\+\w+://", "postgresql://", self.url), connect_timeout=10
+        self.postgres = url.startswith(("postgresql://", "postgres://", "postgresql+"))
+        self.dialect: Dialect = (
+            PostgresDialect(url, schema, pool_size) if self.postgres else SqliteDialect(url)
         )
 
-    def _sqlite(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-    def _table(self, table: str):  # noqa: ANN202 - a psycopg Composable or a quoted str
-        _check_ident(table)
-        if self.postgres:
-            from psycopg import sql
-
-            return sql.Identifier(self.schema, table)
-        return f'"{table}"'
-
-    # -- DDL -------------------------------------------------------------------------------
+    # -- DDL and migrations ----------------------------------------------------------------
     def ensure_table(
         self,
         table: str,
@@ -84,59 +279,104 @@ class Warehouse:
         key: str = "trans_num",
         indexes: Sequence[str] = (),
     ) -> None:
-        """Create the table (and its schema and indexes) when missing."""
-        cols = [(_check_ident(c), _sql_type(t, self.postgres)) for c, t in schema.items()]
-        if self.postgres:
-            from psycopg import sql
+        """Create the table (and its indexes) when missing; when its declared schema has new
+        columns, add them and record the new schema version in ``schema_migrations``. A table
+        that already has every column is left alone, so a role that may only read and write
+        rows can call this."""
+        version = schema_version(schema)
+        d = self.dialect
+        with d.connect() as conn:
+            existing = d.existing_columns(conn, table)
+            if existing is not None and set(schema) <= set(existing):
+                return
+            d.ensure_schema(conn)
+            if existing is None:
+                self._create(conn, table, schema, key, indexes)
+            else:
+                self._migrate(conn, table, schema, existing, indexes)
+            self._record(conn, table, version, schema)
 
-            with self._pg() as conn:
+    def _create(self, conn: Any, table: str, schema: dict, key: str, indexes: Sequence[str]):  # noqa: ANN202
+        d = self.dialect
+        body = ", ".join(
+            f'"{_check_ident(c)}" {d.sql_type(t)}' + (" NOT NULL" if c == key else "")
+            for c, t in schema.items()
+        )
+        conn.execute(f'CREATE TABLE IF NOT EXISTS {d.table(table)} ({body}, PRIMARY KEY ("{key}"))')
+        self._index(conn, table, indexes)
+
+    def _index(self, conn: Any, table: str, indexes: Sequence[str]) -> None:
+        for col in indexes:
+            name = _check_ident(f"{table}_{col}_idx")
+            conn.execute(
+                f'CREATE INDEX IF NOT EXISTS "{name}" ON {self.dialect.table(table)} '
+                f'("{_check_ident(col)}")'
+            )
+
+    def _migrate(
+        self, conn: Any, table: str, schema: dict, existing: list[str], indexes: Sequence[str]
+    ) -> None:
+        for col, dtype in schema.items():
+            if col not in existing:
                 conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                    f"ALTER TABLE {self.dialect.table(table)} ADD COLUMN "
+                    f'"{_check_ident(col)}" {self.dialect.sql_type(dtype)}'
                 )
-                body = sql.SQL(", ").join(
-                    sql.SQL("{} {}{}").format(
-                        sql.Identifier(c), sql.SQL(t), sql.SQL(" NOT NULL" if c == key else "")
-                    )
-                    for c, t in cols
-                )
-                conn.execute(
-                    sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
-                        self._table(table), body, sql.Identifier(key)
-                    )
-                )
-                for col in indexes:
-                    conn.execute(
-                        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-                            sql.Identifier(f"{table}_{col}_idx"),
-                            self._table(table),
-                            sql.Identifier(_check_ident(col)),
-                        )
-                    )
-        else:
-            with closing(self._sqlite()) as conn, conn:
-                body = ", ".join(f'"{c}" {t}' + (" NOT NULL" if c == key else "") for c, t in cols)
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._table(table)} "
-                    f'({body}, PRIMARY KEY ("{_check_ident(key)}"))'
-                )
-                for col in indexes:
-                    conn.execute(
-                        f'CREATE INDEX IF NOT EXISTS "{table}_{_check_ident(col)}_idx" '
-                        f'ON {self._table(table)} ("{col}")'
-                    )
+        self._index(conn, table, indexes)
+
+    def _migrations_table(self, conn: Any) -> str:
+        d = self.dialect
+        if d.existing_columns(conn, MIGRATIONS_TABLE) is None:
+            d.ensure_schema(conn)
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {d.table(MIGRATIONS_TABLE)} "
+                '("table_name" TEXT PRIMARY KEY, "version" TEXT, "columns" TEXT, '
+                '"applied_at" TEXT)'
+            )
+        return d.table(MIGRATIONS_TABLE)
+
+    def _record(self, conn: Any, table: str, version: str, schema: dict) -> None:
+        name, m = self._migrations_table(conn), self.dialect.mark
+        at = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        conn.execute(
+            f'INSERT INTO {name} ("table_name", "version", "columns", "applied_at") '
+            f'VALUES ({m}, {m}, {m}, {m}) ON CONFLICT ("table_name") DO UPDATE SET '
+            '"version" = EXCLUDED."version", "columns" = EXCLUDED."columns", '
+            '"applied_at" = EXCLUDED."applied_at"',
+            (table, version, ",".join(schema), at),
+        )
+
+    def schema_versions(self) -> dict[str, str]:
+        """Every table's recorded schema version."""
+        d = self.dialect
+        with d.connect() as conn:
+            if d.existing_columns(conn, MIGRATIONS_TABLE) is None:
+                return {}
+            rows = conn.execute(
+                f'SELECT "table_name", "version" FROM {d.table(MIGRATIONS_TABLE)}'
+            ).fetchall()
+        return dict(rows)
 
     def table_exists(self, table: str) -> bool:
-        if self.postgres:
-            with self._pg() as conn:
-                row = conn.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{table}"',))
-                return row.fetchone()[0] is not None
-        with closing(self._sqlite()) as conn:
-            cur = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_check_ident(table),)
-            )
-            return cur.fetchone() is not None
+        with self.dialect.connect() as conn:
+            return self.dialect.existing_columns(conn, table) is not None
 
     # -- writes ----------------------------------------------------------------------------
+    def write(self, writes: Iterable[TableWrite]) -> dict[str, int]:
+        """Several keyed writes in one transaction: all land, or none does. Returns rows
+        inserted or updated per table (``update=False`` counts only new rows)."""
+        out: dict[str, int] = {}
+        with self.dialect.connect() as conn:
+            for w in writes:
+                if w.replace:
+                    conn.execute(f"DELETE FROM {self.dialect.table(w.table)}")
+                frame = w.frame.unique(subset=[w.key], keep="last", maintain_order=True)
+                written = (
+                    self.dialect.load(conn, w.table, frame, w.key, w.update) if frame.height else 0
+                )
+                out[w.table] = out.get(w.table, 0) + written
+        return out
+
     def upsert(
         self,
         table: str,
@@ -149,88 +389,11 @@ class Warehouse:
 
         ``update=True`` replaces existing rows with the same key; ``update=False`` keeps the
         first one. Either way a repeated write leaves no duplicate keys. ``replace=True``
-        empties the table first, in the same transaction. Returns rows sent.
+        empties the table first, in the same transaction. Returns rows inserted or updated.
         """
         if frame.height == 0 and not replace:
             return 0
-        frame = frame.unique(subset=[key], keep="last", maintain_order=True)
-        cols = [_check_ident(c) for c in frame.columns]
-        if self.postgres:
-            self._pg_upsert(table, frame, cols, key, update, replace)
-        else:
-            self._sqlite_upsert(table, frame, cols, key, update, replace)
-        return frame.height
-
-    def _pg_upsert(
-        self,
-        table: str,
-        frame: pl.DataFrame,
-        cols: list[str],
-        key: str,
-        update: bool,
-        replace: bool = False,
-    ) -> None:
-        from psycopg import sql
-
-        buf = io.BytesIO()
-        frame.write_csv(
-            buf, include_header=False, null_value="", datetime_format="%Y-%m-%d %H:%M:%S%.3f"
-        )
-        ident_cols = sql.SQL(", ").join(map(sql.Identifier, cols))
-        conflict = (
-            sql.SQL("DO UPDATE SET {}").format(
-                sql.SQL(", ").join(
-                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
-                    for c in cols
-                    if c != key
-                )
-            )
-            if update
-            else sql.SQL("DO NOTHING")
-        )
-        with self._pg() as conn, conn.cursor() as cur:
-            if replace:
-                cur.execute(sql.SQL("DELETE FROM {}").format(self._table(table)))
-            cur.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE _incoming (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
-                ).format(self._table(table))
-            )
-            with cur.copy(
-                sql.SQL("COPY _incoming ({}) FROM STDIN (FORMAT csv)").format(ident_cols)
-            ) as copy:
-                copy.write(buf.getvalue())
-            cur.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM _incoming ON CONFLICT ({}) {}").format(
-                    self._table(table), ident_cols, ident_cols, sql.Identifier(key), conflict
-                )
-            )
-
-    def _sqlite_upsert(
-        self,
-        table: str,
-        frame: pl.DataFrame,
-        cols: list[str],
-        key: str,
-        update: bool,
-        replace: bool = False,
-    ) -> None:
-        conv = frame.with_columns(
-            pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.3f"),
-            pl.col(pl.Boolean).cast(pl.Int8),
-        )
-        quoted = ", ".join(f'"{c}"' for c in cols)
-        marks = ", ".join("?" for _ in cols)
-        sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != key)
-        conflict = f"DO UPDATE SET {sets}" if update else "DO NOTHING"
-        stmt = (
-            f"INSERT INTO {self._table(table)} ({quoted}) VALUES ({marks}) "
-            f'ON CONFLICT ("{key}") {conflict}'
-        )
-        with closing(self._sqlite()) as conn, conn:
-            if replace:
-                conn.execute(f"DELETE FROM {self._table(table)}")
-            conn.executemany(stmt, conv.iter_rows())
+        return self.write([TableWrite(table, frame, key, update, replace)])[table]
 
     # -- reads -----------------------------------------------------------------------------
     def read(
@@ -243,53 +406,17 @@ class Warehouse:
         limit: int | None = None,
     ) -> pl.DataFrame:
         """Select ``columns`` (all of ``schema`` by default) where each ``where`` column is in
-        its list of values. Returns a frame cast to ``schema``; empty if the table is missing."""
+        its list of values, on one connection. Returns a frame cast to ``schema``; empty if
+        the table is missing."""
         cols = [_check_ident(c) for c in (columns or schema)]
         out_schema = {c: schema[c] for c in cols}
-        if not self.table_exists(table):
-            return pl.DataFrame(schema=out_schema)
-        where = where or {}
-        if self.postgres:
-            rows = self._pg_select(table, cols, where, order_by, limit)
-        else:
-            rows = self._sqlite_select(table, cols, where, order_by, limit)
-        raw_schema = {
-            c: (pl.String if isinstance(t, pl.Datetime) and not self.postgres else t)
-            for c, t in out_schema.items()
-        }
-        frame = pl.DataFrame(rows, schema=raw_schema, orient="row", strict=False)
-        return frame.with_columns(
-            pl.col(c).str.to_datetime(time_unit="ms") if not self.postgres else pl.col(c)
-            for c, t in out_schema.items()
-            if isinstance(t, pl.Datetime)
-        ).cast(out_schema)
-
-    def _pg_select(self, table, cols, where, order_by, limit):  # noqa: ANN001, ANN202
-        from psycopg import sql
-
-        query = sql.SQL("SELECT {} FROM {}").format(
-            sql.SQL(", ").join(map(sql.Identifier, cols)), self._table(table)
-        )
-        params: list[Any] = []
-        if where:
-            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(
-                sql.SQL("{} = ANY(%s)").format(sql.Identifier(_check_ident(c))) for c in where
-            )
-            params = [list(v) for v in where.values()]
-        if order_by:
-            query += sql.SQL(" ORDER BY {} DESC").format(sql.Identifier(_check_ident(order_by)))
-        if limit:
-            query += sql.SQL(" LIMIT {}").format(sql.Literal(int(limit)))
-        with self._pg() as conn:
-            return conn.execute(query, params).fetchall()
-
-    def _sqlite_select(self, table, cols, where, order_by, limit):  # noqa: ANN001, ANN202
-        query = f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM {self._table(table)}"
+        d = self.dialect
+        query = f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM {d.table(table)}"
         params: list[Any] = []
         clauses = []
-        for c, values in where.items():
-            values = list(values)
-            clauses.append(f'"{_check_ident(c)}" IN ({", ".join("?" for _ in values) or "NULL"})')
+        for col, values in (where or {}).items():
+            clause, values = d.in_list(col, list(values))
+            clauses.append(clause)
             params += values
         if clauses:
             query += " WHERE " + " AND ".join(clauses)
@@ -297,17 +424,38 @@ class Warehouse:
             query += f' ORDER BY "{_check_ident(order_by)}" DESC'
         if limit:
             query += f" LIMIT {int(limit)}"
-        with closing(self._sqlite()) as conn:
-            return conn.execute(query, params).fetchall()
+        with d.connect() as conn:
+            if d.existing_columns(conn, table) is None:
+                return pl.DataFrame(schema=out_schema)
+            rows = conn.execute(query, params).fetchall()
+        return self._frame(rows, out_schema)
+
+    def query(
+        self, sql: str, schema: dict[str, pl.DataType], params: Sequence[Any] = ()
+    ) -> pl.DataFrame:
+        """Run a read-only SQL statement written for this dialect (``{t:name}`` stands for
+        the quoted table ``name``; ``?`` for a parameter) and cast the rows to ``schema``."""
+        d = self.dialect
+        text = re.sub(r"\{t:([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: d.table(m.group(1)), sql)
+        text = text.replace("?", d.mark)
+        with d.connect() as conn:
+            rows = conn.execute(text, list(params)).fetchall()
+        return self._frame(rows, schema)
+
+    def _frame(self, rows: list[tuple], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        raw = {
+            c: (pl.String if isinstance(t, pl.Datetime) and not self.postgres else t)
+            for c, t in schema.items()
+        }
+        return self.dialect.decode(
+            pl.DataFrame(rows, schema=raw, orient="row", strict=False), schema
+        )
 
     def count(self, table: str) -> int:
-        if not self.table_exists(table):
-            return 0
-        if self.postgres:
-            from psycopg import sql
+        with self.dialect.connect() as conn:
+            if self.dialect.existing_columns(conn, table) is None:
+                return 0
+            return conn.execute(f"SELECT count(*) FROM {self.dialect.table(table)}").fetchone()[0]
 
-            with self._pg() as conn:
-                q = sql.SQL("SELECT count(*) FROM {}").format(self._table(table))
-                return conn.execute(q).fetchone()[0]
-        with closing(self._sqlite()) as conn:
-            return conn.execute(f"SELECT count(*) FROM {self._table(table)}").fetchone()[0]
+    def close(self) -> None:
+        self.dialect.close()

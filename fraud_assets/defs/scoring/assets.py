@@ -14,16 +14,10 @@ from fraud_assets.defs.resources import (
     WarehouseResource,
 )
 from fraud_assets.defs.scoring.partitions import hourly_partitions
-from fraud_assets.defs.training.assets import column_schema
 from fraud_assets.lib import registry
 from fraud_assets.lib.card_state import WarehouseState
 from fraud_assets.lib.features import IncompatibleModel
-from fraud_assets.lib.landing import (
-    LANDING_PREFIX,
-    parse_payloads,
-    quarantine_key,
-    quarantine_record,
-)
+from fraud_assets.lib.ingest import LIVE_TABLE, ingest_hour
 from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
 from fraud_assets.lib.serving import score_rows
 
@@ -32,15 +26,19 @@ from fraud_assets.lib.serving import score_rows
     group_name="scoring",
     kinds={"sql", "polars"},
     partitions_def=hourly_partitions,
-    io_manager_key="warehouse_io_manager",
-    metadata={"on_conflict": "ignore"},
     check_specs=[
         dg.AssetCheckSpec(
             "no_quarantined_payloads",
             asset="live_transactions",
-            description="Every landed payload parsed and validated.",
-        )
+            description="Every landed payload and row of the run parsed and validated.",
+        ),
+        dg.AssetCheckSpec(
+            "no_conflicting_duplicates",
+            asset="live_transactions",
+            description="No transaction id came back with different content.",
+        ),
     ],
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     pool="warehouse",
 )
 def live_transactions(
@@ -48,44 +46,49 @@ def live_transactions(
     object_store: ObjectStoreResource,
     warehouse: WarehouseResource,
     feed: FeedResource,
-) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-    """Transactions the API brought in this hour, parsed from the raw payloads the sensor landed
-    in object storage. Each run loads every payload of the hour not yet in the table, so a
-    failed run is healed by the next one. Invalid payloads or rows go to quarantine with their
-    reason; rows are unique by ``trans_num`` and the table keeps the first arrival of each."""
-    store = object_store.store()
-    hour = context.partition_key
-    loaded = warehouse.warehouse().read(
-        "live_transactions",
-        LIVE_TRANSACTIONS_SCHEMA,
-        columns=["payload_key"],
-        where={"batch_hour": [hour]},
-    )["payload_key"]
-    keys = sorted(set(store.list(f"{LANDING_PREFIX}/{hour}/")) - set(loaded.to_list()))
-    parsed = parse_payloads([(k, store.get_bytes(k)) for k in keys], feed.feed())
-    for reject in parsed.rejects:
-        suffix = f"-{reject['trans_num']}" if "trans_num" in reject else ""
-        store.put_bytes(quarantine_key(reject["payload_key"]) + suffix, quarantine_record(reject))
-    reasons = sorted({r["reason"] for r in parsed.rejects})
-    if parsed.rejects:
-        context.log.warning(f"{len(parsed.rejects)} payloads/rows quarantined: {reasons}"[:800])
-    rows = parsed.rows
-    yield dg.Output(
-        rows,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Transactions the API brought in this hour, from the raw payloads the sensor landed in
+    object storage, each payload parsed exactly once (``payload_ledger``). Every payload and
+    row is checked on its own: a bad one goes to quarantine with its reason and the rest are
+    loaded. Rows are unique by ``trans_num`` (the first arrival is kept; a repeat with other
+    content is recorded in ``transaction_conflicts``). Rows, conflicts and the ledger are
+    written in one transaction (``lib/ingest.py``)."""
+    report = ingest_hour(
+        object_store.store(),
+        warehouse.warehouse(),
+        context.partition_key,
+        feed.feed(),
+        feed.limits(),
+        feed.max_payloads_per_run,
+    )
+    reasons = sorted({r.reason for r in report.rejects})
+    if report.rejects:
+        context.log.warning(f"{len(report.rejects)} payloads/rows quarantined: {reasons}"[:800])
+    if report.payloads_left:
+        context.log.info(f"{report.payloads_left} payloads left for the next run of this hour")
+    yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows.height,
-            "dagster/column_schema": column_schema(rows),
-            "payloads_read": len(keys),
-            "payloads_already_loaded": loaded.n_unique(),
-            "quarantined": len(parsed.rejects),
-            "duplicates_in_batch": parsed.duplicates,
-        },
+            "dagster/row_count": report.rows_written,
+            "rows_written": report.rows_written,
+            "payloads_read": report.payloads_read,
+            "payloads_left": report.payloads_left,
+            "quarantined": len(report.rejects),
+            "repeats_in_batch": report.duplicates,
+            "conflicts": report.conflicts,
+            "feed_semantics": feed.semantics,
+        }
     )
     yield dg.AssetCheckResult(
         check_name="no_quarantined_payloads",
-        passed=not parsed.rejects,
+        passed=not report.rejects,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined": len(parsed.rejects), "reasons": "; ".join(reasons)[:1000]},
+        metadata={"quarantined": len(report.rejects), "reasons": "; ".join(reasons)[:1000]},
+    )
+    yield dg.AssetCheckResult(
+        check_name="no_conflicting_duplicates",
+        passed=report.conflicts == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"conflicts": report.conflicts},
     )
 
 
@@ -100,8 +103,7 @@ SCORING_CODE_VERSION = "serving-2"
     kinds={"sql", "sklearn"},
     partitions_def=hourly_partitions,
     io_manager_key="warehouse_io_manager",
-    ins={"live_transactions": dg.AssetIn()},
-    deps=["champion_model", "card_state"],
+    deps=["live_transactions", "champion_model", "card_state"],
     code_version=SCORING_CODE_VERSION,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     pool="warehouse",
@@ -112,7 +114,6 @@ def scored_transactions(
     warehouse: WarehouseResource,
     object_store: ObjectStoreResource,
     feed: FeedResource,
-    live_transactions: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     """This hour's live transactions scored by the champion through the one serving path
     (``lib/serving.py``): card state read by card, features for the feed's semantics,
@@ -137,7 +138,8 @@ def scored_transactions(
         where={"batch_hour": [hour]},
     )
     done_now = done.filter(pl.col("model_version") == champ.version)["trans_num"]
-    todo = live_transactions.filter(~pl.col("trans_num").is_in(done_now.implode()))
+    live = wh.read(LIVE_TABLE, LIVE_TRANSACTIONS_SCHEMA, where={"batch_hour": [hour]})
+    todo = live.filter(~pl.col("trans_num").is_in(done_now.implode()))
     try:
         batch = score_rows(
             todo, WarehouseState(wh), model, semantics=feed.semantics, batch_hour=hour

@@ -1,6 +1,7 @@
 """The transactions sensor: poll the API, land every payload, launch micro-batch runs."""
 
 import datetime as dt
+import time
 
 import dagster as dg
 
@@ -12,7 +13,9 @@ from fraud_assets.defs.resources import (
 )
 from fraud_assets.lib import registry
 from fraud_assets.lib.api import ApiUnavailable
-from fraud_assets.lib.landing import LANDING_PREFIX, hour_of, hour_of_key, landing_key
+from fraud_assets.lib.landing import Spool, hour_of, hour_of_key, hour_prefix, land, landing_key
+from fraud_assets.lib.redaction import redact
+from fraud_assets.lib.storage import ObjectStore
 from fraud_assets.settings import load_settings
 
 POLL_SECONDS = load_settings().poll_interval_seconds
@@ -59,21 +62,16 @@ def transactions_sensor(
     object_store: ObjectStoreResource,
     mlflow_registry: MlflowResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    """Land first, then plan: a payload is in storage before anything else happens to it, and the
-    cursor (the last landed key handed to a run) only moves with the run requests."""
+    """Land first, then plan: a payload is in storage (or, while storage is down, in the local
+    spool) before anything else happens to it, and the cursor (the last landed key handed to a
+    run) only moves with the run requests. Fetching keeps to a time budget well under the
+    sensor's deadline."""
+    settings = load_settings()
     store = object_store.store()
-    client = transactions_api.client()
-    problems: list[str] = []
-    for _ in range(load_settings().calls_per_tick):
-        try:
-            payload = client.fetch()
-        except ApiUnavailable as exc:
-            problems.append(str(exc))
-            break
-        store.put_bytes(landing_key(payload.fetched_at), payload.body)
-    if problems:
-        context.log.warning(f"transactions API unavailable: {problems[-1]}")
-
+    spool = Spool(settings.data_dir / "spool")
+    problems = _land_new_payloads(transactions_api, store, spool, settings.calls_per_tick)
+    for problem in problems:
+        context.log.warning(problem)
     try:
         champion = registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
     except registry.RegistryUnavailable as exc:
@@ -82,12 +80,43 @@ def transactions_sensor(
     if champion is None:
         return dg.SkipReason("payloads landed; waiting for a champion model before scoring")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    new_keys = [
-        key
-        for hour in _hours_since(context.cursor, now)
-        for key in store.list(f"{LANDING_PREFIX}/{hour}/")
-        if context.cursor is None or key > context.cursor
-    ]
+    try:
+        new_keys = [
+            key
+            for hour in _hours_since(context.cursor, now)
+            for key in store.list(hour_prefix(hour))
+            if context.cursor is None or key > context.cursor
+        ]
+    except Exception as exc:  # noqa: BLE001 - storage down: plan on a later tick
+        context.log.error(f"cannot list landed payloads: {redact(exc)}")
+        return dg.SkipReason("object storage unavailable; payloads are spooled locally")
     if not new_keys:
         return dg.SkipReason("no new payloads" + (f" ({problems[-1]})" if problems else ""))
     return dg.SensorResult(run_requests=plan_runs(new_keys), cursor=max(new_keys))
+
+
+def _land_new_payloads(
+    api: TransactionsApiResource, store: ObjectStore, spool: Spool, calls: int
+) -> list[str]:
+    """Flush the spool, then fetch up to ``calls`` payloads within one budget and land each."""
+    problems: list[str] = []
+    try:
+        spool.flush(store)
+    except Exception as exc:  # noqa: BLE001 - still down: the spool keeps them
+        problems.append(
+            f"object storage unavailable, {len(spool.pending())} payloads spooled: {redact(exc)}"
+        )
+    client = api.client()
+    deadline = time.monotonic() + api.budget_seconds
+    for _ in range(calls):
+        left = deadline - time.monotonic()
+        if left < 1:
+            break
+        try:
+            payload = client.fetch(budget_seconds=left)
+        except ApiUnavailable as exc:
+            problems.append(f"transactions API unavailable: {redact(exc)}")
+            break
+        if not land(store, spool, landing_key(payload.fetched_at), payload.body):
+            problems.append("object storage unavailable: payload kept in the local spool")
+    return problems
