@@ -208,6 +208,50 @@ ANALYST_LABELS_SCHEMA: dict[str, pl.DataType] = {
     "labelled_at": pl.Datetime("ms"),
 }
 
+#: Live performance, one row per day and model version (key ``perf_key`` = "<day>/<version>"),
+#: recomputed as delayed labels arrive; every figure is kept for trends.
+LIVE_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
+    "perf_key": pl.String(),
+    "day": pl.String(),  # YYYY-MM-DD of arrival (UTC)
+    "model_version": pl.String(),
+    "rows": pl.Int64(),
+    "labelled": pl.Int64(),
+    "frauds": pl.Int64(),
+    "flagged": pl.Int64(),
+    "precision": pl.Float64(),
+    "recall": pl.Float64(),
+    "ap": pl.Float64(),
+    "flag_rate": pl.Float64(),
+    "fraud_rate": pl.Float64(),
+    "cost": pl.Float64(),
+    "computed_at": pl.Datetime("ms"),
+}
+
+#: Feature drift, one row per run and feature (key ``drift_key`` = "<run id>/<feature>"):
+#: PSI of live data against the champion's training reference; every run is kept.
+FEATURE_DRIFT_SCHEMA: dict[str, pl.DataType] = {
+    "drift_key": pl.String(),
+    "computed_at": pl.Datetime("ms"),
+    "model_version": pl.String(),
+    "feature": pl.String(),  # a model feature, or "fraud_probability" for the score
+    "psi": pl.Float64(),
+    "drifted": pl.Boolean(),
+    "reference_rows": pl.Int64(),
+    "current_rows": pl.Int64(),
+}
+
+#: Alerts raised, one per condition and window (key ``alert_key`` = "<condition>/<window>").
+ALERTS_SCHEMA: dict[str, pl.DataType] = {
+    "alert_key": pl.String(),
+    "condition": pl.String(),
+    "window_start": pl.Datetime("ms"),
+    "raised_at": pl.Datetime("ms"),
+    "severity": pl.String(),
+    "message": pl.String(),
+    "sink": pl.String(),  # "webhook" or "log"
+    "delivered": pl.Boolean(),
+}
+
 #: The card history an event-time feed's features read: training rows, by card.
 CARD_HISTORY_SCHEMA: dict[str, pl.DataType] = {
     c: TRANSACTION_SCHEMA[c]
@@ -232,4 +276,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "scored_transactions": SCORED_TRANSACTIONS_SCHEMA,
     "analyst_labels": ANALYST_LABELS_SCHEMA,
     "card_history": CARD_HISTORY_SCHEMA,
+    "live_performance": LIVE_PERFORMANCE_SCHEMA,
+    "feature_drift": FEATURE_DRIFT_SCHEMA,
+    "alerts": ALERTS_SCHEMA,
 }
