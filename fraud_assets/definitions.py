@@ -10,6 +10,7 @@ from fraud_assets.defs.jobs import challenger_job, scoring_job, training_job
 from fraud_assets.defs.resources import (
     FeedResource,
     MlflowResource,
+    MonitoringResource,
     ObjectStoreResource,
     TrainingSourceResource,
     TransactionsApiResource,
@@ -51,7 +52,7 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
         "object_store": store,
         "warehouse": warehouse,
         "parquet_io_manager": ParquetIOManager(store=store),
-        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse, store=store),
         "mlflow_registry": MlflowResource(
             tracking_uri=_secret(config, "MLFLOW_TRACKING_URI", config.mlflow_tracking_uri),
             model_name=config.model_name,
@@ -71,6 +72,14 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
             timeout_seconds=config.api_timeout_seconds,
             budget_seconds=config.api_fetch_budget_seconds,
             max_body_bytes=config.api_max_body_bytes,
+        ),
+        "monitoring": MonitoringResource(
+            label_delay_hours=config.label_delay_hours,
+            alert_webhook_url=_secret(config, "FRAUD_ALERT_WEBHOOK_URL", "")
+            if config.alert_webhook_url
+            else None,
+            alert_window_minutes=config.alert_window_minutes,
+            freshness_minutes=config.freshness_minutes,
         ),
         "training_source": TrainingSourceResource(
             url=_secret(config, "FRAUD_TRAINING_DATA_URL", config.training_data_url)

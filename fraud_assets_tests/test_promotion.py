@@ -19,8 +19,8 @@ from fraud_assets.lib.promotion import (
 
 SERVING = ("arrival", "arrival-v1")
 RULE = DecisionRule(5.0, 5.0)
-WINDOW = (dt.datetime(2020, 4, 1), dt.datetime(2020, 6, 20))
-OLD_FIT = (dt.datetime(2019, 1, 1), dt.datetime(2020, 3, 31))
+WINDOW = [(dt.datetime(2020, 4, 1), dt.datetime(2020, 6, 20))]
+OLD_FIT = [(dt.datetime(2019, 1, 1), dt.datetime(2020, 3, 31))]
 CONFIG = GateConfig(bootstrap_samples=300)
 
 
@@ -31,7 +31,7 @@ def _labelled(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _scores(proba, semantics="arrival", version="arrival-v1", fit=OLD_FIT, v="1") -> Scores:
-    return Scores(semantics, version, proba, RULE, fit[0], fit[1], v)
+    return Scores(semantics, version, proba, RULE, fit, v)
 
 
 def _scorer(y: np.ndarray, rng, separation: float) -> np.ndarray:
@@ -98,9 +98,15 @@ def test_a_candidate_for_another_feature_version_or_feed_is_not_promoted() -> No
 def test_a_champion_trained_on_the_comparison_window_blocks_the_comparison() -> None:
     y, amount, rng = _labelled()
     good, bad = _models(y, rng, good=0.9, bad=0.3)
-    overlapping = (dt.datetime(2019, 1, 1), dt.datetime(2020, 5, 1))
-    d = decide(y, amount, WINDOW, _scores(good), _scores(bad, fit=overlapping), SERVING, CONFIG)
-    assert not d.passed and "overlaps" in d.reason
+    overlapping = [
+        (dt.datetime(2019, 1, 1), dt.datetime(2020, 3, 1)),
+        (dt.datetime(2026, 11, 1), dt.datetime(2026, 11, 2)),
+    ]
+    live = [*WINDOW, (dt.datetime(2026, 11, 1, 12), dt.datetime(2026, 11, 3))]
+    d = decide(y, amount, live, _scores(good), _scores(bad, fit=overlapping), SERVING, CONFIG)
+    assert not d.passed and "overlaps" in d.reason and "2026-11-01" in d.reason
+    unknown = Scores("arrival", "arrival-v1", bad, RULE, None, "2")
+    assert not decide(y, amount, WINDOW, _scores(good), unknown, SERVING, CONFIG).passed
 
 
 def test_more_ap_at_a_higher_cost_is_not_enough() -> None:
@@ -123,7 +129,7 @@ def test_first_model_must_clear_the_bars() -> None:
 def test_a_champion_for_a_feed_no_longer_served_is_replaced_through_the_first_model_bars() -> None:
     y, amount, rng = _labelled()
     good, _ = _models(y, rng, good=0.9, bad=0.3)
-    stale = Scores("payload", "event-v2", None, RULE, *OLD_FIT, "3")
+    stale = Scores("payload", "event-v2", None, RULE, OLD_FIT, "3")
     d = decide(y, amount, WINDOW, _scores(good), stale, SERVING, CONFIG)
     assert d.passed and "no longer serves" in d.reason
 

@@ -108,3 +108,25 @@ class TrainingSourceResource(dg.ConfigurableResource):
     """Where the labelled training CSV comes from (FRAUD_TRAINING_DATA_URL)."""
 
     url: str
+
+
+class MonitoringResource(dg.ConfigurableResource):
+    """How the closed loop watches and alerts (FRAUD_LABEL_DELAY_HOURS, FRAUD_ALERT_*)."""
+
+    label_delay_hours: float = Field(
+        default=0.0, description="Hours before the API's label counts as known."
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description="Slack-compatible webhook (FRAUD_ALERT_WEBHOOK_URL); log if unset.",
+    )
+    alert_window_minutes: int = Field(default=60, description="One alert per condition per window.")
+    freshness_minutes: int = Field(default=30, description="No payload for this long is stale.")
+    window_hours: float = Field(default=24.0, description="Recent window the checks look at.")
+    history_days: int = Field(default=30, description="Days of labelled live rows for training.")
+
+    def label_delay(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.label_delay_hours)
+
+    def window(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.window_hours)

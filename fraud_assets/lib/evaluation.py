@@ -146,12 +146,16 @@ def _s3_store(uri: str) -> ObjectStore:
 
 
 def score_payloads(
-    payloads: Iterable[tuple[str, bytes]], result: TrainResult, history: pl.DataFrame
+    payloads: Iterable[tuple[str, bytes]],
+    result: TrainResult,
+    history: pl.DataFrame,
+    event_time_field: str = EVENT_TIME_FIELD,
 ) -> tuple[ScoredBatch, dict[str, float]]:
     """Parse, de-duplicate and score payloads as the live path does; returns the scored rows
-    (with ``is_fraud``), their features, and timings."""
+    (with ``is_fraud``), their features, and timings. ``event_time_field`` is where a
+    ``payload`` feed finds its event time."""
     fs = result.feature_set
-    feed = Feed(fs.semantics, EVENT_TIME_FIELD)
+    feed = Feed(fs.semantics, event_time_field)
     started = time.perf_counter()
     parsed = parse_payloads(list(payloads), feed)
     parse_s = time.perf_counter() - started

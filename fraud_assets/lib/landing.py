@@ -64,8 +64,13 @@ def hour_of(moment: dt.datetime) -> str:
     return moment.strftime(HOUR_FORMAT)
 
 
-def hour_prefix(hour: str) -> str:
-    return f"{LANDING_PREFIX}/hour={hour}/"
+def hour_dir(hour: str) -> str:
+    """The Hive-style directory value of an hour partition key: ``YYYY-MM-DD-HH``."""
+    return hour[:13]
+
+
+def hour_prefix(hour: str, prefix: str = LANDING_PREFIX) -> str:
+    return f"{prefix}/hour={hour_dir(hour)}/"
 
 
 def landing_key(fetched_at: dt.datetime, suffix: str | None = None) -> str:
@@ -76,7 +81,8 @@ def landing_key(fetched_at: dt.datetime, suffix: str | None = None) -> str:
 
 
 def hour_of_key(key: str) -> str:
-    return key.split("/")[-2].removeprefix("hour=")
+    """The hour partition key of a landed (or quarantined) object's key."""
+    return key.split("/")[-2].removeprefix("hour=") + ":00"
 
 
 def arrived_at_of_key(key: str) -> dt.datetime:
@@ -90,7 +96,8 @@ def _digest(*parts: object) -> str:
 
 def quarantine_key(payload_key: str, row: int | None = None) -> str:
     """Where a rejected payload (or one of its rows) is kept: a hash, never payload content."""
-    return f"{QUARANTINE_PREFIX}/hour={hour_of_key(payload_key)}/{_digest(payload_key, row)}.json"
+    hour = hour_of_key(payload_key)
+    return f"{hour_prefix(hour, QUARANTINE_PREFIX)}{_digest(payload_key, row)}.json"
 
 
 @dataclass(frozen=True)

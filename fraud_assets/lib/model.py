@@ -78,6 +78,14 @@ def default_params(model: str = "rf", **overrides: object) -> TrainParams:
     return TrainParams(model=model, **{**MODEL_DEFAULTS[model], **overrides})
 
 
+Window = tuple[dt.datetime, dt.datetime]
+
+
+def window_of(frame: pl.DataFrame) -> list[Window]:
+    """``[(first, last)]`` event time of a frame's rows (none for an empty frame)."""
+    return [(frame["event_time"].min(), frame["event_time"].max())] if frame.height else []
+
+
 @dataclass
 class TrainResult:
     """A fitted pipeline with everything needed to log, gate and serve it."""
@@ -95,6 +103,11 @@ class TrainResult:
     validation_start: dt.datetime
     validation_end: dt.datetime
     fit_seconds: float
+    #: Time spans the model was fitted on, and the comparison (validation) spans: the
+    #: training data's, and the labelled live rows' (by arrival) when there are any.
+    fit_windows: list[Window] = field(default_factory=list)
+    validation_windows: list[Window] = field(default_factory=list)
+    live_rows: int = 0
     #: Validation rows: features, ``is_fraud``, ``amt`` and ``fraud_probability``.
     validation_features: pl.DataFrame = field(default_factory=pl.DataFrame)
     importances: dict[str, float] = field(default_factory=dict)
@@ -159,6 +172,14 @@ def predict_raw(pipeline: Pipeline, fs: FeatureSet, features: pl.DataFrame) -> n
     return pipeline.predict_proba(fs.matrix(features))[:, 1]
 
 
+def split_live(live: pl.DataFrame, fraction: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Labelled live rows (as served) split by arrival: older ones fit, the latest validate."""
+    if live.height == 0:
+        return live, live
+    cut = live["event_time"].sort().quantile(1 - fraction, "lower")
+    return live.filter(pl.col("event_time") < cut), live.filter(pl.col("event_time") >= cut)
+
+
 def split_features(
     transactions: pl.DataFrame, fs: FeatureSet, params: TrainParams
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -188,10 +209,26 @@ def split_features(
     )
 
 
-def train(transactions: pl.DataFrame, fs: FeatureSet, params: TrainParams) -> TrainResult:
-    """Features for ``fs``, time split, fit, prior-corrected calibration and the decision rule
-    (its capacity bound chosen on the validation window), and validation metrics."""
-    fit_part, valid_part = split_features(transactions, fs, params)
+def train(
+    transactions: pl.DataFrame,
+    fs: FeatureSet,
+    params: TrainParams,
+    live: pl.DataFrame | None = None,
+) -> TrainResult:
+    """Features for ``fs``, time split, fit, calibration and the decision rule (its capacity
+    bound chosen on the validation window), and validation metrics.
+
+    ``live`` holds labelled live rows exactly as they were served: ``trans_num``,
+    ``event_time`` (their arrival), the feature columns and ``is_fraud``. Their older part is
+    fitted on with the training rows, and their latest part validates with the training
+    data's validation window ("train as you serve")."""
+    fit_train, valid_train = split_features(transactions, fs, params)
+    live = _live_rows(live, fs)
+    fit_live, valid_live = split_live(live, params.validation_fraction)
+    fit_part, valid_part = fit_train, valid_train
+    if live.height:
+        fit_part = pl.concat([fit_train, fit_live.cast(fit_train.schema)])
+        valid_part = pl.concat([valid_train, valid_live.cast(valid_train.schema)])
     if fit_part["is_fraud"].sum() == 0 or valid_part["is_fraud"].sum() == 0:
         raise ValueError("both the training and validation windows need at least one fraud")
     sampled = sample_legit(fit_part, params.legit_sample_rate, params.random_state)
@@ -228,13 +265,34 @@ def train(transactions: pl.DataFrame, fs: FeatureSet, params: TrainParams) -> Tr
         validation=evaluate(y, proba, amount, rule),
         train_rows=transactions.height,
         fit_rows=sampled.height,
-        fit_start=fit_part["event_time"].min(),
-        fit_end=fit_part["event_time"].max(),
-        validation_start=valid_part["event_time"].min(),
-        validation_end=valid_part["event_time"].max(),
+        fit_start=fit_train["event_time"].min(),
+        fit_end=fit_train["event_time"].max(),
+        validation_start=valid_train["event_time"].min(),
+        validation_end=valid_train["event_time"].max(),
         fit_seconds=fit_seconds,
+        fit_windows=window_of(fit_train) + window_of(fit_live),
+        validation_windows=window_of(valid_train) + window_of(valid_live),
+        live_rows=live.height,
         validation_features=valid_part.with_columns(fraud_probability=pl.Series(proba)),
         importances=importances,
         pr_curve=(precision, recall),
         reliability=reliability(y, proba),
     )
+
+
+def _live_rows(live: pl.DataFrame | None, fs: FeatureSet) -> pl.DataFrame:
+    """Live rows reduced to the columns training reads, in the feature frames' types."""
+    columns = ["trans_num", "cc_num", "event_time", *fs.features, "is_fraud"]
+    if live is None or live.height == 0:
+        return pl.DataFrame(schema={c: pl.Float64 for c in columns}).cast(
+            {
+                "trans_num": pl.String,
+                "cc_num": pl.String,
+                "event_time": pl.Datetime("ms"),
+                "is_fraud": pl.Int8,
+            }
+        )
+    missing = [c for c in columns if c not in live.columns]
+    if missing:
+        raise ValueError(f"live rows lack columns: {', '.join(missing)}")
+    return live.select(columns)

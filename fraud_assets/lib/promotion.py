@@ -21,6 +21,8 @@ import numpy as np
 from fraud_assets.lib.decision import DecisionRule, review_cost_of
 from fraud_assets.lib.metrics import ranking
 
+Window = tuple[dt.datetime, dt.datetime]
+
 
 @dataclass(frozen=True)
 class GateConfig:
@@ -42,8 +44,8 @@ class Scores:
     feature_set_version: str
     proba: np.ndarray | None
     rule: DecisionRule
-    fit_start: dt.datetime | None = None
-    fit_end: dt.datetime | None = None
+    #: Time spans the model was fitted on (None: unknown).
+    fit_windows: list[Window] | None = None
     version: str = ""
 
 
@@ -104,23 +106,34 @@ def paired_bootstrap_ap(
     return float(diff), float(low), float(high)
 
 
-def _overlaps(champion: Scores, window: tuple[dt.datetime, dt.datetime]) -> bool:
-    if champion.fit_start is None or champion.fit_end is None:
-        return True  # an unknown training window cannot be shown not to overlap
-    return champion.fit_start <= window[1] and window[0] <= champion.fit_end
+def overlap(fitted: list[Window] | None, compared: list[Window]) -> Window | None:
+    """The first pair of spans that share time, as ``(start, end)`` of the fitted one; an
+    unknown training span cannot be shown not to overlap."""
+    if fitted is None:
+        return (dt.datetime.min, dt.datetime.max)
+    for f_start, f_end in fitted:
+        for c_start, c_end in compared:
+            if f_start <= c_end and c_start <= f_end:
+                return f_start, f_end
+    return None
+
+
+def _spans(windows: list[Window]) -> str:
+    return ", ".join(f"{a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}" for a, b in windows)
 
 
 def decide(
     y: np.ndarray,
     amount: np.ndarray,
-    window: tuple[dt.datetime, dt.datetime],
+    window: list[Window],
     candidate: Scores,
     champion: Scores | None,
     serving: tuple[str, str],
     config: GateConfig = GateConfig(),
 ) -> GateDecision:
-    """Whether ``candidate`` may become champion, judged on the comparison ``window`` rows
-    labelled ``y``; ``serving`` is the ``(semantics, feature-set version)`` this platform serves."""
+    """Whether ``candidate`` may become champion, judged on the rows of the comparison
+    ``window`` spans labelled ``y``; ``serving`` is the ``(semantics, feature-set version)``
+    this platform serves."""
     ap, auc = ranking(y, candidate.proba)
     cost = review_cost_of(
         y, candidate.rule.flags(candidate.proba, amount), amount, candidate.rule.review_cost
@@ -153,11 +166,13 @@ def decide(
             candidate_cost=cost,
         )
     assert champion is not None
-    if _overlaps(champion, window):
+    shared = overlap(champion.fit_windows, window)
+    if shared is not None:
+        trained = "unknown times" if champion.fit_windows is None else _spans([shared])
         return GateDecision(
             False,
-            f"champion v{champion.version} was trained on {champion.fit_start}..{champion.fit_end}"
-            f", which overlaps the comparison window {window[0]}..{window[1]}",
+            f"champion v{champion.version} was trained on {trained}, which overlaps the "
+            f"comparison window {_spans(window)}",
             ap,
             candidate_cost=cost,
         )

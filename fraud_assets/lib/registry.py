@@ -9,6 +9,7 @@ registry raises ``RegistryUnavailable``, so nothing acts on a registry it cannot
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -123,11 +124,26 @@ def model_tags(result: TrainResult) -> dict[str, str]:
         "fit_end": str(result.fit_end),
         "validation_start": str(result.validation_start),
         "validation_end": str(result.validation_end),
+        "fit_windows": windows_json(result.fit_windows),
+        "validation_windows": windows_json(result.validation_windows),
+        "live_rows": str(result.live_rows),
         "val_ap": repr(v.ap),
         "val_flag_rate": repr(v.flag_rate),
         "val_fraud_rate": repr(v.fraud_rate),
         "val_ece": repr(v.ece),
     }
+
+
+def windows_json(windows: list) -> str:
+    return json.dumps([[a.isoformat(), b.isoformat()] for a, b in windows])
+
+
+def windows_of(text: str | None) -> list | None:
+    """Spans from a ``*_windows`` tag; None when missing or unreadable."""
+    try:
+        return [tuple(dt.datetime.fromisoformat(x) for x in pair) for pair in json.loads(text)]
+    except (TypeError, ValueError):
+        return None
 
 
 def log_and_register(

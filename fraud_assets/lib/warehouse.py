@@ -430,6 +430,26 @@ class Warehouse:
             rows = conn.execute(query, params).fetchall()
         return self._frame(rows, out_schema)
 
+    def read_since(
+        self,
+        table: str,
+        schema: dict[str, pl.DataType],
+        column: str,
+        since: dt.datetime,
+        columns: Iterable[str] | None = None,
+    ) -> pl.DataFrame:
+        """Rows whose datetime ``column`` is at or after ``since`` (an index keeps it cheap)."""
+        cols = [_check_ident(c) for c in (columns or schema)]
+        if not self.table_exists(table):
+            return pl.DataFrame(schema={c: schema[c] for c in cols})
+        bound = since if self.postgres else since.strftime("%Y-%m-%d %H:%M:%S.000")
+        select = ", ".join(f'"{c}"' for c in cols)
+        return self.query(
+            f'SELECT {select} FROM {{t:{table}}} WHERE "{_check_ident(column)}" >= ?',
+            {c: schema[c] for c in cols},
+            [bound],
+        )
+
     def query(
         self, sql: str, schema: dict[str, pl.DataType], params: Sequence[Any] = ()
     ) -> pl.DataFrame:

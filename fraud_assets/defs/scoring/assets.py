@@ -1,6 +1,5 @@
 """Live scoring: what the API brought, and those rows scored by the champion model."""
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from fraud_assets.lib import registry
 from fraud_assets.lib.card_state import WarehouseState
 from fraud_assets.lib.features import IncompatibleModel
 from fraud_assets.lib.ingest import LIVE_TABLE, ingest_hour
+from fraud_assets.lib.lake import SCORED_PREFIX, SERVED_PREFIX, content_key
 from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
 from fraud_assets.lib.serving import score_rows
 
@@ -92,7 +92,6 @@ def live_transactions(
     )
 
 
-SERVED_PREFIX = "served_features"
 #: Bump when scoring changes what it writes for the same rows and model: the UI then shows
 #: scored partitions as out of date.
 SCORING_CODE_VERSION = "serving-2"
@@ -103,6 +102,7 @@ SCORING_CODE_VERSION = "serving-2"
     kinds={"sql", "sklearn"},
     partitions_def=hourly_partitions,
     io_manager_key="warehouse_io_manager",
+    metadata={"lake_prefix": SCORED_PREFIX, "indexes": ["arrived_at", "model_version"]},
     deps=["live_transactions", "champion_model", "card_state"],
     code_version=SCORING_CODE_VERSION,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
@@ -149,9 +149,12 @@ def scored_transactions(
     scored = batch.scored
     if scored.height:
         served = batch.features.with_columns(
-            model_version=pl.lit(champ.version), batch_hour=pl.lit(hour)
+            model_version=pl.lit(champ.version),
+            feature_set_version=pl.lit(champ.feature_set_version),
+            batch_hour=pl.lit(hour),
+            scored_at=scored["scored_at"],
         )
-        key = served_features_key(hour, champ.version, scored["trans_num"].to_list())
+        key = content_key(SERVED_PREFIX, hour, champ.version, scored["trans_num"].to_list())
         object_store.store().put_parquet(key, served)
     flagged = int(scored["is_flagged"].sum()) if scored.height else 0
     return dg.Output(
@@ -167,10 +170,3 @@ def scored_transactions(
             "min_expected_loss": champ.threshold,
         },
     )
-
-
-def served_features_key(hour: str, version: str, trans_nums: list[str]) -> str:
-    """Where the feature rows of one scoring of an hour by one model version are kept; named
-    by their content, so a retried run rewrites its own file and never adds a copy."""
-    digest = hashlib.sha256("\n".join(sorted(trans_nums)).encode()).hexdigest()[:16]
-    return f"{SERVED_PREFIX}/hour={hour}/v{version}-{digest}.parquet"

@@ -13,14 +13,17 @@ import polars as pl
 from fraud_assets.defs.resources import (
     FeedResource,
     MlflowResource,
+    MonitoringResource,
     ObjectStoreResource,
     TrainingSourceResource,
     WarehouseResource,
 )
+from fraud_assets.lib import monitoring as monitoring_lib
 from fraud_assets.lib import promotion, registry
 from fraud_assets.lib.card_state import write_state
 from fraud_assets.lib.download import fetch_to_file, source_name
 from fraud_assets.lib.features import for_semantics
+from fraud_assets.lib.lake import SERVED_PREFIX, hours_since, read_hours
 from fraud_assets.lib.model import TrainParams, TrainResult, default_params, predict_raw, train
 from fraud_assets.lib.redaction import redact
 from fraud_assets.lib.schema import read_training_csv, validate_transactions
@@ -112,6 +115,46 @@ def card_state(
             "as_of": str(raw_training_data["event_time"].max()),
         }
     )
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"polars", "parquet"},
+    io_manager_key="parquet_io_manager",
+)
+def live_training_rows(
+    context: dg.AssetExecutionContext,
+    feed: FeedResource,
+    warehouse: WarehouseResource,
+    object_store: ObjectStoreResource,
+    monitoring: MonitoringResource,
+) -> pl.DataFrame:
+    """Labelled live rows for retraining, featurised exactly as they were served: the feature
+    rows each score was computed from (the ``served_features`` lake) for the last
+    ``history_days``, labelled by the analyst's verdict or else the API's label once the label
+    delay has passed. Only rows served with today's feature set are kept."""
+    fs = for_semantics(feed.semantics)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    since = now - dt.timedelta(days=monitoring.history_days)
+    wh = warehouse.warehouse()
+    labelled = monitoring_lib.labelled_recent(wh, now, now - since, monitoring.label_delay())
+    served = read_hours(object_store.store(), SERVED_PREFIX, hours_since(since, now))
+    rows = monitoring_lib.labelled_served_rows(served, labelled, fs.version)
+    if rows.height == 0:
+        rows = pl.DataFrame(schema={"trans_num": pl.String, "event_time": pl.Datetime("ms")})
+    frauds = int(rows["is_fraud"].sum()) if "is_fraud" in rows.columns else 0
+    context.add_output_metadata(
+        {
+            "dagster/row_count": rows.height,
+            "frauds": frauds,
+            "feature_set_version": fs.version,
+            "label_delay_hours": monitoring.label_delay_hours,
+            "analyst_verdicts": int(labelled["label"].is_not_null().sum())
+            if labelled.height
+            else 0,
+        }
+    )
+    return rows
 
 
 _RF = default_params("rf")
@@ -221,17 +264,9 @@ def _champion_scores(
         feature_set_version=champion.feature_set_version,
         proba=proba,
         rule=champion.decision,
-        fit_start=_when(champion.tags.get("fit_start")),
-        fit_end=_when(champion.tags.get("fit_end")),
+        fit_windows=registry.windows_of(champion.tags.get("fit_windows")),
         version=champion.version,
     )
-
-
-def _when(text: str | None) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 def _plots(result: TrainResult) -> dict[str, bytes]:
@@ -248,17 +283,33 @@ def _plots(result: TrainResult) -> dict[str, bytes]:
     return plots
 
 
+#: Validation rows kept with each model version as its reference for drift.
+REFERENCE_ROWS = 20_000
+
+
+def reference_key(model_name: str, version: str) -> str:
+    """Where a model version's reference rows (validation features and scores) are kept."""
+    return f"references/{model_name}/v{version}.parquet"
+
+
 def _train_candidate(
     context: dg.AssetExecutionContext,
     config: CandidateConfig,
     mlflow_registry: MlflowResource,
+    object_store: ObjectStoreResource,
     feed: FeedResource,
     raw_training_data: pl.DataFrame,
+    live_training_rows: pl.DataFrame,
 ) -> dg.MaterializeResult:
     """Train, log and register one candidate for the configured feed, then gate it."""
     fs = for_semantics(feed.semantics)
-    context.log.info(f"training {config.model_kind()} for {fs.semantics!r} feeds ({fs.version})")
-    result = train(raw_training_data, fs, config.params())
+    live = live_training_rows if live_training_rows.height else None
+    context.log.info(
+        f"training {config.model_kind()} for {fs.semantics!r} feeds ({fs.version}) on "
+        f"{raw_training_data.height:,} training rows and "
+        f"{0 if live is None else live.height:,} labelled live rows"
+    )
+    result = train(raw_training_data, fs, config.params(), live)
     champion = _champion_scores(mlflow_registry, result)
     valid = result.validation_features
     candidate = promotion.Scores(
@@ -267,7 +318,7 @@ def _train_candidate(
     decision = promotion.decide(
         valid["is_fraud"].to_numpy(),
         valid["amt"].to_numpy(),
-        (result.validation_start, result.validation_end),
+        result.validation_windows,
         candidate,
         champion,
         (fs.semantics, fs.version),
@@ -289,6 +340,8 @@ def _train_candidate(
         artifacts=plots,
     )
     registry.set_version_tags(mlflow_registry.tracking_uri, reg.name, reg.version, gate_tags)
+    reference = valid.sample(n=min(valid.height, REFERENCE_ROWS), seed=0)
+    object_store.store().put_parquet(reference_key(reg.name, reg.version), reference)
     context.log.info(
         f"model version {reg.version}: {decision.reason} -> {'pass' if decision.passed else 'fail'}"
     )
@@ -307,8 +360,9 @@ def _train_candidate(
         "train_rows": result.train_rows,
         "fit_rows": result.fit_rows,
         "fit_seconds": round(result.fit_seconds, 2),
-        "fit_window": f"{result.fit_start} .. {result.fit_end}",
-        "validation_window": f"{result.validation_start} .. {result.validation_end}",
+        "fit_windows": registry.windows_json(result.fit_windows),
+        "validation_windows": registry.windows_json(result.validation_windows),
+        "live_rows": result.live_rows,
         "gate": decision.reason,
         **{f"gate_{k}": val for k, val in decision.as_dict().items() if isinstance(val, float)},
         **{name.removesuffix(".png"): _md_image(png, name) for name, png in plots.items()},
@@ -340,14 +394,18 @@ def rf_model(
     context: dg.AssetExecutionContext,
     config: RfModelConfig,
     mlflow_registry: MlflowResource,
+    object_store: ObjectStoreResource,
     feed: FeedResource,
     raw_training_data: pl.DataFrame,
+    live_training_rows: pl.DataFrame,
 ) -> dg.MaterializeResult:
     """A RandomForest for the configured feed's semantics, validated on the latest window of
     the data as it would be served, with calibrated probabilities and an expected-cost
     decision. It is logged to MLflow and registered as a candidate; the blocking check is the
     promotion gate against the champion."""
-    return _train_candidate(context, config, mlflow_registry, feed, raw_training_data)
+    return _train_candidate(
+        context, config, mlflow_registry, object_store, feed, raw_training_data, live_training_rows
+    )
 
 
 @dg.asset(
@@ -357,12 +415,16 @@ def hgb_model(
     context: dg.AssetExecutionContext,
     config: HgbModelConfig,
     mlflow_registry: MlflowResource,
+    object_store: ObjectStoreResource,
     feed: FeedResource,
     raw_training_data: pl.DataFrame,
+    live_training_rows: pl.DataFrame,
 ) -> dg.MaterializeResult:
     """The challenger: HistGradientBoosting on the same features, split, calibration and gate as
     ``rf_model``, registered under the same model name so the two compete for ``champion``."""
-    return _train_candidate(context, config, mlflow_registry, feed, raw_training_data)
+    return _train_candidate(
+        context, config, mlflow_registry, object_store, feed, raw_training_data, live_training_rows
+    )
 
 
 CANDIDATES = ("rf_model", "hgb_model")
