@@ -6,7 +6,22 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from fraud_assets.defs.io_managers import ParquetIOManager, WarehouseIOManager
-from fraud_assets.defs.jobs import challenger_job, scoring_job, training_job
+from fraud_assets.defs.jobs import (
+    challenger_job,
+    monitoring_job,
+    recalibration_job,
+    retraining_job,
+    scoring_job,
+    training_job,
+)
+from fraud_assets.defs.monitoring.assets import MONITORING_CHECKS, feature_drift, live_performance
+from fraud_assets.defs.monitoring.loop import champion_calibration, rollback_job
+from fraud_assets.defs.monitoring.sensors import (
+    alerts_sensor,
+    monitoring_schedule,
+    retraining_schedule,
+    run_failure_alerts,
+)
 from fraud_assets.defs.resources import (
     FeedResource,
     MlflowResource,
@@ -22,10 +37,11 @@ from fraud_assets.defs.training.assets import (
     card_state,
     champion_model,
     hgb_model,
+    live_training_rows,
     raw_training_data,
     rf_model,
 )
-from fraud_assets.defs.training.sensors import run_failure_reporter, training_bootstrap_sensor
+from fraud_assets.defs.training.sensors import training_bootstrap_sensor
 from fraud_assets.settings import Settings, load_settings
 
 
@@ -91,13 +107,27 @@ defs = dg.Definitions(
     assets=[
         raw_training_data,
         card_state,
+        live_training_rows,
         rf_model,
         hgb_model,
         champion_model,
         live_transactions,
         scored_transactions,
+        live_performance,
+        feature_drift,
+        champion_calibration,
     ],
-    jobs=[training_job, challenger_job, scoring_job],
-    sensors=[transactions_sensor, training_bootstrap_sensor, run_failure_reporter],
+    asset_checks=MONITORING_CHECKS,
+    jobs=[
+        training_job,
+        retraining_job,
+        challenger_job,
+        recalibration_job,
+        monitoring_job,
+        scoring_job,
+        rollback_job,
+    ],
+    sensors=[transactions_sensor, training_bootstrap_sensor, alerts_sensor, run_failure_alerts],
+    schedules=[monitoring_schedule, retraining_schedule],
     resources=build_resources(),
 )

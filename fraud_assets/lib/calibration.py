@@ -88,3 +88,36 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[tuple[floa
         if len(chunk):
             out.append((float(p[chunk].mean()), float(y[chunk].mean()), len(chunk)))
     return out
+
+
+def recalibrate(
+    raw: np.ndarray,
+    y: np.ndarray,
+    amount: np.ndarray,
+    current: Calibration,
+    rule,  # noqa: ANN001 - a DecisionRule
+    min_frauds: int = 10,
+    min_change: float = 1.1,
+) -> tuple[Calibration | None, str]:
+    """Re-choose the decision on recent labelled live rows with the same cost rule: a new
+    odds factor when it moves by at least ``min_change`` times and costs less on these rows;
+    None (and why) otherwise."""
+    from fraud_assets.lib.decision import review_cost_of
+
+    frauds = int(np.sum(y))
+    if frauds < min_frauds or frauds == len(y):
+        return None, f"{frauds} labelled frauds among {len(y)} rows (need {min_frauds})"
+    new = refit_odds(raw, y, current)
+
+    def cost(cal: Calibration) -> float:
+        return review_cost_of(y, rule.flags(cal.apply(raw), amount), amount, rule.review_cost)
+
+    before, after = cost(current), cost(new)
+    ratio = new.odds_factor / current.odds_factor
+    why = (
+        f"odds factor {current.odds_factor:.4g} -> {new.odds_factor:.4g} on {len(y)} labelled "
+        f"rows ({frauds} frauds): cost ${before:,.0f} -> ${after:,.0f}"
+    )
+    if after < before and max(ratio, 1 / ratio) >= min_change:
+        return new, why
+    return None, why + " (kept: no material gain)"

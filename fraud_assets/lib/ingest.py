@@ -54,6 +54,20 @@ class IngestReport:
     conflicts: int
     rejects: list = field(default_factory=list)
 
+    @classmethod
+    def total(cls, reports: list[IngestReport]) -> IngestReport:
+        """The sum of several hours' reports."""
+        return cls(
+            hour=",".join(r.hour for r in reports),
+            payloads_read=sum(r.payloads_read for r in reports),
+            payloads_left=sum(r.payloads_left for r in reports),
+            rows_written=sum(r.rows_written for r in reports),
+            rows_valid=sum(r.rows_valid for r in reports),
+            duplicates=sum(r.duplicates for r in reports),
+            conflicts=sum(r.conflicts for r in reports),
+            rejects=[x for r in reports for x in r.rejects],
+        )
+
 
 def unprocessed_keys(store: ObjectStore, wh: Warehouse, hour: str) -> list[str]:
     """Landed keys of ``hour`` the ledger has not seen, oldest first."""

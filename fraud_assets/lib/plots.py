@@ -58,3 +58,18 @@ def reliability_png(bins: list[tuple[float, float, int]], ece: float) -> bytes:
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def performance_png(daily) -> bytes:  # noqa: ANN001 - a polars frame of live_performance rows
+    """Precision, recall and flag rate by day, one line per model version."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for (version,), part in daily.sort("day").group_by("model_version", maintain_order=True):
+        days = part["day"].to_list()
+        for metric, style in (("precision", "-"), ("recall", "--"), ("flag_rate", ":")):
+            values = [v if v is not None else float("nan") for v in part[metric].to_list()]
+            ax.plot(days, values, style, marker="o", label=f"v{version} {metric}")
+    ax.set(title="Live performance by day", ylim=(0, 1.02), xlabel="arrival day")
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return _png(fig)

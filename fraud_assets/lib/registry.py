@@ -279,6 +279,38 @@ def promote(tracking_uri: str, model_name: str, version: str, reason: str, at: s
     client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history[-50:]))
 
 
+def register_recalibrated(
+    tracking_uri: str, model_name: str, version: str, calibration: Calibration, reason: str
+) -> RegisteredModel:
+    """A new version of the same model file with a re-fitted calibration (the decision
+    re-chosen on live labels); every other tag is copied."""
+    client = _client(tracking_uri)
+    try:
+        mv = client.get_model_version(model_name, str(version))
+        new = client.create_model_version(model_name, mv.source, run_id=mv.run_id)
+    except Exception as exc:
+        raise _unavailable(tracking_uri, exc) from None
+    tags = {
+        **dict(mv.tags),
+        "odds_factor": repr(calibration.odds_factor),
+        "recalibrated_from": str(version),
+        "recalibration": reason[:500],
+    }
+    set_version_tags(tracking_uri, model_name, str(new.version), tags)
+    return get_version(tracking_uri, model_name, str(new.version))
+
+
+def rollback(tracking_uri: str, model_name: str, reason: str, at: str) -> tuple[str, str]:
+    """Give the champion alias back to the previous champion, recording why; returns
+    ``(from_version, to_version)``. ValueError when there is no previous champion."""
+    current = get_champion(tracking_uri, model_name)
+    target = previous_champion(tracking_uri, model_name)
+    if current is None or target is None:
+        raise ValueError(f"'{model_name}' has no earlier champion to roll back to")
+    promote(tracking_uri, model_name, target, f"rollback from v{current.version}: {reason}", at)
+    return current.version, target
+
+
 def previous_champion(tracking_uri: str, model_name: str) -> str | None:
     """The version that was champion before the current one, from the history."""
     history = champion_history(tracking_uri, model_name)

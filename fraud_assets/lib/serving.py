@@ -82,8 +82,9 @@ def score_rows(
     """Score canonical transactions as the live path does.
 
     ``is_fraud``, when present, is carried through as ``label_is_fraud`` for monitoring only;
-    no feature reads it. ``semantics`` is the feed's configured semantics: a model for any
-    other is refused (``IncompatibleModel``), never served.
+    no feature reads it. ``batch_hour`` is the rows' own, else the one given. ``semantics``
+    is the feed's configured semantics: a model for any other is refused
+    (``IncompatibleModel``), never served.
     """
     ensure_servable(model, semantics)
     fs = model.feature_set
@@ -114,7 +115,7 @@ def score_rows(
         feed_semantics=pl.lit(semantics),
         scored_at=pl.lit(scored_at, dtype=pl.Datetime("ms")),
         label_is_fraud=_column_or(rows, "is_fraud", None, pl.Int8),
-        batch_hour=pl.lit(batch_hour, dtype=pl.String),
+        batch_hour=_column_or(rows, "batch_hour", batch_hour, pl.String),
     )
     scored = scored.select(pl.col(c).cast(t) for c, t in SCORED_TRANSACTIONS_SCHEMA.items())
     return ScoredBatch(scored, features)

@@ -14,12 +14,10 @@ from fraud_assets.defs.resources import (
 )
 from fraud_assets.defs.scoring.partitions import hourly_partitions
 from fraud_assets.lib import registry
-from fraud_assets.lib.card_state import WarehouseState
 from fraud_assets.lib.features import IncompatibleModel
-from fraud_assets.lib.ingest import LIVE_TABLE, ingest_hour
-from fraud_assets.lib.lake import SCORED_PREFIX, SERVED_PREFIX, content_key
-from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
-from fraud_assets.lib.serving import score_rows
+from fraud_assets.lib.ingest import IngestReport, ingest_hour
+from fraud_assets.lib.lake import SCORED_PREFIX
+from fraud_assets.lib.live_scoring import score_hours
 
 
 @dg.asset(
@@ -38,6 +36,7 @@ from fraud_assets.lib.serving import score_rows
             description="No transaction id came back with different content.",
         ),
     ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     pool="warehouse",
 )
@@ -53,14 +52,12 @@ def live_transactions(
     loaded. Rows are unique by ``trans_num`` (the first arrival is kept; a repeat with other
     content is recorded in ``transaction_conflicts``). Rows, conflicts and the ledger are
     written in one transaction (``lib/ingest.py``)."""
-    report = ingest_hour(
-        object_store.store(),
-        warehouse.warehouse(),
-        context.partition_key,
-        feed.feed(),
-        feed.limits(),
-        feed.max_payloads_per_run,
-    )
+    store, wh = object_store.store(), warehouse.warehouse()
+    reports = [
+        ingest_hour(store, wh, hour, feed.feed(), feed.limits(), feed.max_payloads_per_run)
+        for hour in context.partition_keys
+    ]
+    report = IngestReport.total(reports)
     reasons = sorted({r.reason for r in report.rejects})
     if report.rejects:
         context.log.warning(f"{len(report.rejects)} payloads/rows quarantined: {reasons}"[:800])
@@ -105,6 +102,7 @@ SCORING_CODE_VERSION = "serving-2"
     metadata={"lake_prefix": SCORED_PREFIX, "indexes": ["arrived_at", "model_version"]},
     deps=["live_transactions", "champion_model", "card_state"],
     code_version=SCORING_CODE_VERSION,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     pool="warehouse",
 )
@@ -115,12 +113,13 @@ def scored_transactions(
     object_store: ObjectStoreResource,
     feed: FeedResource,
 ) -> dg.Output[pl.DataFrame]:
-    """This hour's live transactions scored by the champion through the one serving path
+    """The hour's live transactions scored by the champion through the one serving path
     (``lib/serving.py``): card state read by card, features for the feed's semantics,
     calibrated fraud probability, and the expected-cost decision. Rows already scored by the
-    same model version are skipped; a new champion re-scores them, so re-scoring is an
-    ordinary backfill. The feature rows each score was computed from are kept in object
-    storage (``served_features/…``), so retraining learns from rows exactly as served."""
+    same model version are skipped; a new champion re-scores them, so re-scoring is a
+    backfill, and a backfill of many hours runs as one run. The feature rows each score was
+    computed from are kept in the lake (``served_features/…``), and each scored hour is
+    copied there too (``lake/scored_transactions/hour=…``)."""
     try:
         model, champ = registry.load_champion(
             mlflow_registry.tracking_uri,
@@ -129,39 +128,19 @@ def scored_transactions(
         )
     except registry.NoChampionError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
-    wh = warehouse.warehouse()
-    hour = context.partition_key
-    done = wh.read(
-        "scored_transactions",
-        SCORED_TRANSACTIONS_SCHEMA,
-        columns=["trans_num", "model_version"],
-        where={"batch_hour": [hour]},
-    )
-    done_now = done.filter(pl.col("model_version") == champ.version)["trans_num"]
-    live = wh.read(LIVE_TABLE, LIVE_TRANSACTIONS_SCHEMA, where={"batch_hour": [hour]})
-    todo = live.filter(~pl.col("trans_num").is_in(done_now.implode()))
+    hours = list(context.partition_keys)
     try:
-        batch = score_rows(
-            todo, WarehouseState(wh), model, semantics=feed.semantics, batch_hour=hour
-        )
+        run = score_hours(warehouse.warehouse(), object_store.store(), model, feed.semantics, hours)
     except IncompatibleModel as exc:
         raise dg.Failure(f"champion v{champ.version} refused: {exc}", allow_retries=False) from exc
-    scored = batch.scored
-    if scored.height:
-        served = batch.features.with_columns(
-            model_version=pl.lit(champ.version),
-            feature_set_version=pl.lit(champ.feature_set_version),
-            batch_hour=pl.lit(hour),
-            scored_at=scored["scored_at"],
-        )
-        key = content_key(SERVED_PREFIX, hour, champ.version, scored["trans_num"].to_list())
-        object_store.store().put_parquet(key, served)
+    scored = run.scored
     flagged = int(scored["is_flagged"].sum()) if scored.height else 0
     return dg.Output(
         scored,
         metadata={
             "dagster/row_count": scored.height,
-            "already_scored": done_now.len(),
+            "already_scored": run.already_scored,
+            "hours": run.hours,
             "flagged": flagged,
             "amount_flagged": float(scored.filter("is_flagged")["amt"].sum()) if flagged else 0.0,
             "model_version": champ.version,

@@ -40,12 +40,3 @@ def training_bootstrap_sensor(
         run_key=f"bootstrap-{int(time.time() // RETRY_SECONDS)}",
         tags={"fraud/reason": "no champion model"},
     )
-
-
-@dg.run_failure_sensor(
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Reports every failed run in the logs of its tick.",
-)
-def run_failure_reporter(context: dg.RunFailureSensorContext) -> None:
-    run = context.dagster_run
-    context.log.error(f"run {run.run_id} of {run.job_name} failed: {context.failure_event.message}")

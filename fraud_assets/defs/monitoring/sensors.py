@@ -1,0 +1,128 @@
+"""The loop's automation: alerts from failed checks and runs, retraining on a schedule and
+when performance or drift alerts fire, monitoring every few minutes."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+
+from fraud_assets.defs.jobs import (
+    monitoring_job,
+    recalibration_job,
+    retraining_job,
+)
+from fraud_assets.defs.resources import MonitoringResource, WarehouseResource
+from fraud_assets.lib.alerts import Alert, alert_key, raise_alerts, window_start
+from fraud_assets.settings import load_settings
+
+#: The checks that alert, and what each alert starts.
+WATCHED: dict[tuple[str, str], str | None] = {
+    ("live_performance", "flag_rate_within_bounds"): "recalibration",
+    ("live_performance", "model_performance_holding"): "retraining",
+    ("feature_drift", "drift_under_threshold"): "retraining",
+    ("live_transactions", "live_data_fresh"): None,
+    ("live_transactions", "payloads_reconciled"): None,
+    ("scored_transactions", "scored_transactions_complete"): None,
+    ("live_transactions", "no_quarantined_payloads"): None,
+}
+JOBS = {"recalibration": recalibration_job, "retraining": retraining_job}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dg.sensor(
+    jobs=[retraining_job, recalibration_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns failed asset checks into alerts (one per condition per window, to "
+    "FRAUD_ALERT_WEBHOOK_URL or the log) and starts recalibration (flag rate out of bounds) or "
+    "retraining (performance or drift) when they fire.",
+)
+def alerts_sensor(
+    context: dg.SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    monitoring: MonitoringResource,
+) -> dg.SensorResult | dg.SkipReason:
+    seen: dict[str, int] = json.loads(context.cursor or "{}")
+    keys = [dg.AssetCheckKey(dg.AssetKey(a), c) for a, c in WATCHED]
+    latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    alerts, triggers, cursor = [], [], dict(seen)
+    for key, record in latest.items():
+        name = f"{key.asset_key.to_user_string()}:{key.name}"
+        if record is None or record.id <= seen.get(name, 0):
+            continue
+        cursor[name] = record.id
+        evaluation = record.event.dagster_event.asset_check_evaluation if record.event else None
+        if evaluation is None or evaluation.passed:
+            continue
+        reason = evaluation.metadata.get("reason")
+        alerts.append(
+            Alert(
+                condition=f"check:{name}",
+                message=str(reason.value if reason else "check failed"),
+                severity="warning" if evaluation.severity.value == "WARN" else "error",
+            )
+        )
+        action = WATCHED[(key.asset_key.to_user_string(), key.name)]
+        if action:
+            triggers.append(action)
+    if not alerts:
+        return dg.SkipReason("no new failed checks")
+    now = _now()
+    sent = raise_alerts(
+        warehouse.warehouse(),
+        alerts,
+        now,
+        monitoring.alert_window_minutes,
+        monitoring.alert_webhook_url,
+    )
+    window = window_start(now, monitoring.alert_window_minutes)
+    requests = [
+        dg.RunRequest(
+            job_name=JOBS[action].name,
+            run_key=alert_key(action, window),
+            tags={
+                "fraud/reason": f"{action} after alerts: "
+                + ", ".join(a.condition for a in sent)[:200]
+            },
+        )
+        for action in sorted(set(triggers))
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns every failed run into an alert (one per job per window).",
+)
+def run_failure_alerts(
+    context: dg.RunFailureSensorContext,
+    warehouse: WarehouseResource,
+    monitoring: MonitoringResource,
+) -> None:
+    run = context.dagster_run
+    raise_alerts(
+        warehouse.warehouse(),
+        [Alert(f"run:{run.job_name}", f"run {run.run_id} failed: {context.failure_event.message}")],
+        _now(),
+        monitoring.alert_window_minutes,
+        monitoring.alert_webhook_url,
+    )
+
+
+monitoring_schedule = dg.ScheduleDefinition(
+    job=monitoring_job,
+    cron_schedule="*/10 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Live performance, drift and the data checks, every ten minutes.",
+)
+
+retraining_schedule = dg.ScheduleDefinition(
+    job=retraining_job,
+    cron_schedule=load_settings().retrain_cron,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Retrain both candidates on the training data plus labelled live rows "
+    "(FRAUD_RETRAIN_CRON, daily by default).",
+)
