@@ -120,7 +120,13 @@ def make_platform(mp: pytest.MonkeyPatch, root: Path, standin_url: str, **env: s
 
 
 TRAIN_CONFIG = {"ops": {"rf_model": {"config": {"n_estimators": 30, "n_jobs": 2}}}}
-TRAINING_ASSETS = ("raw_training_data", "card_state", "rf_model", "champion_model")
+TRAINING_ASSETS = (
+    "raw_training_data",
+    "card_state",
+    "live_training_rows",
+    "rf_model",
+    "champion_model",
+)
 
 
 @pytest.fixture(scope="module")

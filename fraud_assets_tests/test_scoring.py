@@ -181,8 +181,8 @@ def test_payloads_one_at_a_time_through_the_live_assets_match_the_evaluation_bat
     features the evaluation protocol computes for the same payloads in one batch."""
     from pathlib import Path
 
-    from fraud_assets.defs.scoring.assets import SERVED_PREFIX
     from fraud_assets.lib.evaluation import simulate_api
+    from fraud_assets.lib.lake import SERVED_PREFIX
     from fraud_assets.lib.landing import Feed, parse_payloads
     from fraud_assets.lib.serving import FrameState, score_rows
     from fraud_assets_tests.conftest import SPLIT
@@ -195,7 +195,7 @@ def test_payloads_one_at_a_time_through_the_live_assets_match_the_evaluation_bat
         assert run(trained, dg.RunRequest(partition_key=hour_of_key(key))).success
     hours = {hour_of_key(key) for key, _ in payloads}
     online = pl.concat(
-        [store.get_parquet(k) for h in hours for k in store.list(f"{SERVED_PREFIX}/hour={h}/")]
+        [store.get_parquet(k) for h in hours for k in store.list(hour_prefix(h, SERVED_PREFIX))]
     )
 
     mlflow = trained.resources["mlflow_registry"]

@@ -28,7 +28,7 @@ def _train(platform: Platform, rf: dict | None = None, hgb: dict | None = None, 
         ops["rf_model"] = {"config": rf}
     if hgb is not None:
         ops["hgb_model"] = {"config": hgb}
-    selection = [*TRAINING_ASSETS[:2], *ops, "champion_model"]
+    selection = [*TRAINING_ASSETS[:3], *ops, "champion_model"]
     return dg.materialize(
         TRAIN, selection=selection, resources=platform.resources, run_config={"ops": ops}, **kw
     )

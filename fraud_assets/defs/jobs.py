@@ -36,14 +36,16 @@ recalibration_job = dg.define_asset_job(
     description="Re-choose the champion's decision on recent labelled live rows.",
 )
 
+#: Checks that watch the whole platform: they run with monitoring, never inside a scoring run.
+PLATFORM_CHECKS = dg.AssetSelection.checks(
+    dg.AssetCheckKey(dg.AssetKey("live_transactions"), "live_data_fresh"),
+    dg.AssetCheckKey(dg.AssetKey("live_transactions"), "payloads_reconciled"),
+    dg.AssetCheckKey(dg.AssetKey("scored_transactions"), "scored_transactions_complete"),
+)
+
 monitoring_job = dg.define_asset_job(
     "monitoring_job",
-    selection=dg.AssetSelection.assets("live_performance", "feature_drift")
-    | dg.AssetSelection.checks_for_assets("live_transactions", "scored_transactions")
-    - dg.AssetSelection.checks(
-        dg.AssetCheckKey(dg.AssetKey("live_transactions"), "no_quarantined_payloads"),
-        dg.AssetCheckKey(dg.AssetKey("live_transactions"), "no_conflicting_duplicates"),
-    ),
+    selection=dg.AssetSelection.assets("live_performance", "feature_drift") | PLATFORM_CHECKS,
     description="Live performance, drift, freshness, completeness and reconciliation checks.",
 )
 
@@ -54,7 +56,8 @@ SCORING_MAX_RUNTIME_SECONDS = 900
 # In-process: one process per run saves ~2 s a step, which matters for micro-batch latency.
 scoring_job = dg.define_asset_job(
     "scoring_job",
-    selection=dg.AssetSelection.assets("live_transactions", "scored_transactions"),
+    selection=dg.AssetSelection.assets("live_transactions", "scored_transactions")
+    - PLATFORM_CHECKS,
     partitions_def=hourly_partitions,
     executor_def=dg.in_process_executor,
     tags={"dagster/max_runtime": str(SCORING_MAX_RUNTIME_SECONDS), "fraud/job": "scoring"},

@@ -108,15 +108,20 @@ class Verdict:
 
 def flag_rate_check(flagged: int, rows: int, expected: float) -> Verdict:
     """Whether the flag rate of ``rows`` is within the bounds learned at training: a third to
-    three times the validation flag rate ``expected``, widened by 4 binomial standard errors."""
+    three times the validation flag rate ``expected``, each widened by 3 binomial standard
+    errors at that rate for this many rows."""
     if rows < MIN_ROWS:
         return Verdict(
             True, f"only {rows} rows scored in the window (need {MIN_ROWS})", {"rows": rows}
         )
     rate = flagged / rows
-    noise = 4 * np.sqrt(max(expected * (1 - expected), 1e-12) / rows)
-    low, high = max(expected / 3 - noise, 0.0), expected * 3 + noise
-    ok = low <= rate <= high
+
+    def noise(p: float) -> float:
+        return 3 * float(np.sqrt(max(p * (1 - p), 1e-12) / rows))
+
+    low = max(expected / 3 - noise(expected / 3), 0.0)
+    high = expected * 3 + noise(expected * 3)
+    ok = bool(low <= rate <= high)
     return Verdict(
         ok,
         f"flag rate {rate:.4f} over {rows} rows is {'within' if ok else 'outside'} "
@@ -140,7 +145,7 @@ def performance_check(
     tp = int(np.sum(flagged & (y == 1)))
     precision = tp / max(int(flagged.sum()), 1)
     recall = tp / frauds
-    ok = precision >= expected_precision / 2 and recall >= expected_recall / 2
+    ok = bool(precision >= expected_precision / 2 and recall >= expected_recall / 2)
     return Verdict(
         ok,
         f"live precision {precision:.3f} / recall {recall:.3f} on {known.height} labelled rows "
@@ -202,13 +207,14 @@ def drift_check(scores: dict[str, float], current_rows: int) -> Verdict:
         return Verdict(
             True, f"only {current_rows} live rows (need {MIN_ROWS})", {"rows": current_rows}
         )
-    drifted = {k: v for k, v in scores.items() if v >= PSI_THRESHOLD}
-    worst = max(scores.items(), key=lambda kv: kv[1]) if scores else ("none", 0.0)
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    drifted = [(k, v) for k, v in ranked if v >= PSI_THRESHOLD]
+    named = ", ".join(f"{k} {v:.3f}" for k, v in (drifted or ranked[:1])[:8])
     return Verdict(
         not drifted,
-        f"{len(drifted)} of {len(scores)} drifted (PSI >= {PSI_THRESHOLD}); largest "
-        f"{worst[0]} {worst[1]:.3f}",
-        {"drifted": len(drifted), "max_psi": worst[1]},
+        f"{len(drifted)} of {len(scores)} drifted (PSI >= {PSI_THRESHOLD})"
+        + (f": {named}" if drifted else f"; largest {named}" if named else ""),
+        {"drifted": len(drifted), "max_psi": ranked[0][1] if ranked else 0.0},
     )
 
 

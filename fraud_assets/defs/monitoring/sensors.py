@@ -54,7 +54,9 @@ def alerts_sensor(
         if record is None or record.id <= seen.get(name, 0):
             continue
         cursor[name] = record.id
-        evaluation = record.event.dagster_event.asset_check_evaluation if record.event else None
+        evaluation = (
+            record.event.dagster_event.asset_check_evaluation_data if record.event else None
+        )
         if evaluation is None or evaluation.passed:
             continue
         reason = evaluation.metadata.get("reason")

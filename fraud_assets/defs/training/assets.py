@@ -241,12 +241,21 @@ def _check_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
+def _current_champion(mlflow_registry: MlflowResource) -> registry.RegisteredModel | None:
+    """The champion, or None when the registry has none; a registry that cannot be reached
+    fails the step before anything is trained: no gate decision without the champion."""
+    try:
+        return registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
+    except registry.RegistryUnavailable as exc:
+        raise dg.Failure(description=f"no training without the registry: {exc}") from None
+
+
 def _champion_scores(
-    mlflow_registry: MlflowResource, result: TrainResult
+    mlflow_registry: MlflowResource,
+    champion: registry.RegisteredModel | None,
+    result: TrainResult,
 ) -> promotion.Scores | None:
-    """The champion's scores on the candidate's validation window (None if no champion).
-    A registry that cannot be reached raises: no gate decision without the champion."""
-    champion = registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
+    """The champion's scores on the candidate's validation window (None if no champion)."""
     if champion is None:
         return None
     fs = result.feature_set
@@ -303,6 +312,7 @@ def _train_candidate(
 ) -> dg.MaterializeResult:
     """Train, log and register one candidate for the configured feed, then gate it."""
     fs = for_semantics(feed.semantics)
+    champion_info = _current_champion(mlflow_registry)
     live = live_training_rows if live_training_rows.height else None
     context.log.info(
         f"training {config.model_kind()} for {fs.semantics!r} feeds ({fs.version}) on "
@@ -310,7 +320,7 @@ def _train_candidate(
         f"{0 if live is None else live.height:,} labelled live rows"
     )
     result = train(raw_training_data, fs, config.params(), live)
-    champion = _champion_scores(mlflow_registry, result)
+    champion = _champion_scores(mlflow_registry, champion_info, result)
     valid = result.validation_features
     candidate = promotion.Scores(
         fs.semantics, fs.version, valid["fraud_probability"].to_numpy(), result.decision
