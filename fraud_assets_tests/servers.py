@@ -155,12 +155,14 @@ def fresh_database(admin_url: str, prefix: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_url: str, artifacts: str, env: dict[str, str]) -> Iterator[str]:
+def mlflow_server(
+    backend_url: str, artifacts: str, env: dict[str, str], port: int | None = None
+) -> Iterator[str]:
     """A real ``mlflow server`` started by deploy/mlflow-server.sh; stopped by process group."""
     import signal
     import urllib.request
 
-    port = free_port()
+    port = port or free_port()
     root = Path(__file__).resolve().parent.parent
     script = root / "deploy" / "mlflow-server.sh"
     bin_dir = str(Path(os.sys.executable).parent)
@@ -208,3 +210,49 @@ def mlflow_server(backend_url: str, artifacts: str, env: dict[str, str]) -> Iter
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+class RestartableMoto:
+    """moto's S3 server on a fixed loopback port that can be stopped and started again; its
+    objects live in this process, so they survive a restart (as a real store's would)."""
+
+    def __init__(self, bucket: str) -> None:
+        import boto3
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = None
+        self.start()
+        boto3.client("s3", endpoint_url=self.url, region_name="us-east-1").create_bucket(
+            Bucket=bucket
+        )
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+class RestartableMlflow:
+    """``deploy/mlflow-server.sh`` on a fixed loopback port, to stop and start mid-test."""
+
+    def __init__(self, backend_url: str, artifacts: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = (backend_url, artifacts, env)
+        self._ctx = None
+
+    def start(self) -> None:
+        self._ctx = mlflow_server(*self.args, port=self.port)
+        self._ctx.__enter__()
+
+    def stop(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None

@@ -75,17 +75,15 @@ def test_evaluate_prints_one_json_object_with_sane_figures(
 
 
 def test_evaluate_scores_recorded_payloads(dataset, tmp_path) -> None:
-    from fraud_assets.lib.landing import parse_payloads
+    from fraud_assets.lib.landing import arrived_at_of_key, parse_payloads
     from fraud_assets.lib.schema import read_training_csv
 
     payloads = simulate_api(read_training_csv(dataset.test_csv), 400, seed=1)
     recorded = tmp_path / "feed.jsonl"
     with recorded.open("w") as fh:
-        for i, (_, body) in enumerate(payloads):
-            fh.write(
-                json.dumps({"arrived_at": 1_764_000_000_000 + 12_000 * i, "body": body.decode()})
-                + "\n"
-            )
+        for key, body in payloads:
+            arrived = arrived_at_of_key(key).isoformat()
+            fh.write(json.dumps({"arrived_at": arrived, "body": body.decode()}) + "\n")
     figures = _run(
         [
             "--train",
