@@ -1,26 +1,33 @@
-"""The Gradio app: dashboard, model card, manual scoring with explanation, analyst feedback.
+"""The Gradio app: dashboard, monitoring, model card, manual scoring, analyst feedback.
 
-Every action is a named API endpoint (``/dashboard``, ``/flagged``, ``/score``, ``/feedback``,
-``/model``) that scripts can call with ``gradio_client``. Configuration comes only from
-environment variables (see ``config.py`` and ``fraud_assets.settings``).
+Every action is a named API endpoint (``/dashboard``, ``/flagged``, ``/feedback``, ``/score``,
+``/model``, ``/monitoring``) that scripts can call with ``gradio_client``; each is rate-limited
+per client (the logged-in user, else the client's IP). Configuration comes only from
+environment variables (see ``config.py`` and ``fraud_assets.settings``). Beyond loopback the
+app serves only behind a login (``auth.py``), unless told otherwise on purpose.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 import polars as pl
 
-from app_gradio import config, data
+from app_gradio import auth, config, data, monitoring
+from app_gradio.dashboard import Dashboard
 from app_gradio.model_info import model_card
+from app_gradio.ratelimit import RateLimiter, retry_message
 from app_gradio.scoring import InvalidTransaction, Scorer, parse_form
 from fraud_assets.lib.feedback import record_label
 from fraud_assets.lib.registry import NoChampionError
 from fraud_assets.lib.schema import CATEGORIES, SCORED_TRANSACTIONS_SCHEMA
+from fraud_assets.lib.warehouse import Warehouse
 from fraud_assets.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +42,25 @@ CSS = """
 .kpi .note {display: block; font-size: 0.75em; color: var(--body-text-color-subdued);}
 .nodata {padding: 16px; border-radius: 8px; background: var(--background-fill-secondary);}
 """
+DRIFTED_STYLE = "background-color: #fde2e1; color: #8a1c1c; font-weight: 600"
+
+# Concurrency, per event group (Gradio runs at most this many of a group at once).
+#: Dashboard reads (page load, timer, button, filters, /dashboard, /flagged) share one group.
+#: They read the shared snapshot, and at most one caller per snapshot queries the database
+#: (the snapshot's lock), so several may run at once: one refreshing must not hold up the
+#: others, who get the previous snapshot. The limit bounds worker threads, not database load.
+DASHBOARD_READS, DASHBOARD_LIMIT = "dashboard-reads", 8
+#: Manual scoring is CPU-bound (forest and TreeSHAP): as many as the 2 cores we size for;
+#: more would only contend, and a burst then queues instead of starving dashboard reads.
+SCORE_LIMIT = 2
+#: Monitoring reads are small queries, but uncached: two at a time.
+MONITORING, MONITORING_LIMIT = "monitoring", 2
+#: Everything else (verdicts, the model card, small UI events): within the warehouse's pool
+#: of 4 connections.
+DEFAULT_LIMIT = 4
+#: Events waiting beyond this are refused at once rather than queued without bound (the rate
+#: limiter only sees an event once a worker picks it up).
+QUEUE_SIZE = 256
 
 
 def _pct(value: float | None) -> str:
@@ -69,58 +95,28 @@ def _warehouse_error(exc: Exception) -> gr.Error:
     return gr.Error(f"Cannot read the warehouse ({type(exc).__name__}); see the app log.")
 
 
-def _load_filtered(
-    time_range: str, category: str, min_probability: float, min_amount: float
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Scored rows, analyst labels, and the flagged table filtered as asked."""
-    wh = config.warehouse()
-    try:
-        scored, labels = data.load_scored(wh), data.load_labels(wh)
-    except Exception as exc:
-        raise _warehouse_error(exc) from exc
-    try:
-        table = data.flagged_table(
-            scored, labels, time_range, category, min_probability or 0.0, min_amount or 0.0
-        )
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
-    return scored, labels, table
+def client_key(request: gr.Request | None) -> str:
+    """Whom a call counts against: the logged-in user, else the client's address."""
+    user = getattr(request, "username", None)
+    if user:
+        return f"user:{user}"
+    client = getattr(request, "client", None)
+    return f"ip:{getattr(client, 'host', None) or 'unknown'}"
 
 
-def flagged_frame(
-    time_range: str, category: str, min_probability: float, min_amount: float
-) -> pd.DataFrame:
-    """The flagged transactions matching the filters, newest first (up to 200)."""
-    return _load_filtered(time_range, category, min_probability, min_amount)[2].to_pandas()
-
-
-def flagged_records(
-    time_range: str = "all",
-    category: str = data.ALL_CATEGORIES,
-    min_probability: float = 0.0,
-    min_amount: float = 0.0,
-) -> list[dict]:
-    """The flagged list as records, for scripts: same filters as the dashboard table."""
-    return flagged_frame(time_range, category, min_probability, min_amount).to_dict("records")
-
-
-def dashboard(
-    time_range: str = "all",
-    category: str = data.ALL_CATEGORIES,
-    min_probability: float = 0.0,
-    min_amount: float = 0.0,
-) -> tuple[Any, ...]:
-    """Headline cards and figures, trend, breakdowns by category and hour, flagged list."""
-    scored, labels, table = _load_filtered(time_range, category, min_probability, min_amount)
-    summary = data.summarize(scored)
-    figures = summary.as_dict() | {"analyst_labels": labels.height}
-    return (
-        kpi_html(summary),
-        figures,
-        data.over_time(scored).to_pandas(),
-        data.by_category(scored).to_pandas(),
-        data.by_hour(scored).with_columns(pl.col("hour").cast(pl.String).str.zfill(2)).to_pandas(),
-        table.to_pandas(),
+def drift_table(drift: pl.DataFrame) -> Any:
+    """The drift run as a table whose drifted rows stand out (and say so in words)."""
+    frame = drift.select(
+        "feature",
+        "psi",
+        drifted=pl.when(pl.col("drifted")).then(pl.lit("DRIFTED")).otherwise(pl.lit("")),
+        model_version="model_version",
+        reference_rows="reference_rows",
+        current_rows="current_rows",
+    ).to_pandas()
+    marked = frame["drifted"] == "DRIFTED"
+    return frame.style.format({"psi": "{:.3f}"}, na_rep="").apply(
+        lambda row: [DRIFTED_STYLE if marked[row.name] else ""] * len(row), axis=1
     )
 
 
@@ -135,9 +131,72 @@ def make_scorer() -> Scorer:
     )
 
 
-def build_app(scorer: Scorer | None = None) -> gr.Blocks:
-    """The Blocks app; ``scorer`` defaults to one built from the environment."""
+def build_app(
+    scorer: Scorer | None = None,
+    dashboard: Dashboard | None = None,
+    warehouse: Callable[[], Warehouse] = config.warehouse,
+) -> gr.Blocks:
+    """The Blocks app. ``scorer``, ``dashboard`` and ``warehouse`` (a factory; the default
+    reads the environment at each call) default to the configured ones."""
+    settings = load_settings()
     scorer = scorer or make_scorer()
+    dashboard = dashboard or Dashboard(warehouse, settings.app_snapshot_seconds)
+    limiter = RateLimiter(settings.app_rate_limit_per_minute)
+
+    def limit(request: gr.Request | None) -> None:
+        wait = limiter.acquire(client_key(request))
+        if wait > 0:
+            raise gr.Error(retry_message(wait), title="Too many requests")
+
+    def dashboard_view(
+        time_range: str = "all",
+        category: str = data.ALL_CATEGORIES,
+        min_probability: float = 0.0,
+        min_amount: float = 0.0,
+        request: gr.Request | None = None,
+    ) -> tuple[Any, ...]:
+        """Headline cards and figures, trend, breakdowns by category and hour (all over the
+        time range), and the flagged list (newest 200 matching every filter)."""
+        started = time.perf_counter()
+        limit(request)
+        try:
+            agg = dashboard.aggregates(time_range)
+            table = dashboard.flagged(time_range, category, min_probability, min_amount)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            raise _warehouse_error(exc) from exc
+        out = (kpi_html(agg.summary), agg.figures, agg.trend, agg.categories, agg.hours, table)
+        if dashboard.timings is not None:
+            dashboard.timings.handler.append(time.perf_counter() - started)
+        return out
+
+    def flagged_frame(
+        time_range: str,
+        category: str,
+        min_probability: float,
+        min_amount: float,
+        request: gr.Request | None = None,
+    ) -> pd.DataFrame:
+        """The flagged transactions matching the filters, newest first (up to 200)."""
+        limit(request)
+        try:
+            return dashboard.flagged(time_range, category, min_probability, min_amount)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            raise _warehouse_error(exc) from exc
+
+    def flagged_records(
+        time_range: str = "all",
+        category: str = data.ALL_CATEGORIES,
+        min_probability: float = 0.0,
+        min_amount: float = 0.0,
+        request: gr.Request | None = None,
+    ) -> list[dict]:
+        """The flagged list as records, for scripts: same filters as the dashboard table."""
+        frame = flagged_frame(time_range, category, min_probability, min_amount, request)
+        return frame.to_dict("records")
 
     def score(
         amount: float,
@@ -151,11 +210,13 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
         card_number: str = "",
         gender: str = "",
         city_population: str = "",
+        request: gr.Request | None = None,
     ) -> tuple[float, str, pd.DataFrame]:
         """Calibrated fraud probability, the expected-cost decision, and what moved the score:
         TreeSHAP contributions to the model's raw score, summed by feature family.
         Times are UTC (``YYYY-MM-DD HH:MM:SS``); dates ``YYYY-MM-DD``. The card number is
         optional and only used to look up the card's history."""
+        limit(request)
         try:
             tx = parse_form(
                 amount,
@@ -182,9 +243,11 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
 
     def feedback(trans_num: str, verdict: str, analyst: str, request: gr.Request) -> str:
         """Record an analyst's verdict on a scored transaction (marking again replaces it).
-        ``verdict`` is "confirmed fraud" or "not fraud"; with login on, the logged-in user is
-        the analyst."""
-        who = (getattr(request, "username", None) or analyst or "").strip()
+        ``verdict`` is "confirmed fraud" or "not fraud". With a login, the verdict is the
+        logged-in user's whatever ``analyst`` says; without one, ``analyst`` is required."""
+        limit(request)
+        user = getattr(request, "username", None)
+        who = (user or analyst or "").strip()
         tid = (trans_num or "").strip()
         if verdict not in VERDICTS:
             raise gr.Error(f"verdict must be one of: {', '.join(VERDICTS)}")
@@ -192,7 +255,7 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
             raise gr.Error("Pick a transaction in the flagged list (or give its id).")
         if not who:
             raise gr.Error("Say who you are: fill in the analyst name.")
-        wh = config.warehouse()
+        wh = warehouse()
         known = wh.read(
             "scored_transactions",
             SCORED_TRANSACTIONS_SCHEMA,
@@ -202,11 +265,13 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
         if known.height == 0:
             raise gr.Error(f"No scored transaction has id {tid!r}.")
         row = record_label(wh, tid, VERDICTS[verdict], who)
+        dashboard.labels_changed()
         when = f"{row['labelled_at']:%Y-%m-%d %H:%M:%S}"
         return f"Saved: {tid} marked **{verdict}** by {who} at {when} UTC."
 
-    def model() -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    def model(request: gr.Request | None = None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         """The champion model: summary, validation metrics and feature importances."""
+        limit(request)
         try:
             loaded = scorer.model()
         except NoChampionError:
@@ -215,6 +280,33 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
             return "No champion model yet.", empty.to_pandas(), imp.to_pandas()
         card = model_card(scorer.tracking_uri, loaded.model, loaded.info)
         return card.markdown(), card.metrics.to_pandas(), card.importances.to_pandas()
+
+    def monitoring_view(request: gr.Request | None = None) -> tuple[Any, ...]:
+        """Live performance by model version and day (table and plot of precision, recall and
+        flag rate), the newest feature-drift run (PSI per feature, drifted ones marked) and
+        the alert history, newest first."""
+        limit(request)
+        try:
+            mon = monitoring.read(warehouse())
+        except Exception as exc:
+            raise _warehouse_error(exc) from exc
+        return (
+            mon.status(),
+            mon.performance.to_pandas(),
+            mon.lines.to_pandas(),
+            drift_table(mon.drift),
+            mon.alerts.with_columns(
+                pl.col("raised_at", "window_start").dt.strftime("%Y-%m-%d %H:%M:%S")
+            ).to_pandas(),
+        )
+
+    def whoami(request: gr.Request) -> tuple[Any, str]:
+        """With a login, the analyst field shows (and is) the logged-in user."""
+        user = getattr(request, "username", None)
+        if not user:
+            return gr.update(), ""
+        box = gr.update(value=user, interactive=False, label="Analyst (your login)")
+        return box, f"Signed in as **{html.escape(user)}** · [log out](logout)"
 
     def contributions_plot(explanation: pd.DataFrame) -> pd.DataFrame:
         frame = pl.from_pandas(explanation) if len(explanation) else pl.DataFrame()
@@ -233,6 +325,7 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
 
     with gr.Blocks(title="Card fraud detection", analytics_enabled=False) as app:
         gr.Markdown("# Card fraud detection", elem_id="title")
+        signed_in = gr.Markdown(elem_id="signed-in")
         with gr.Tab("Dashboard", id="dashboard", elem_id="tab-dashboard"):
             kpis = gr.HTML(elem_id="kpis")
             with gr.Row():
@@ -293,6 +386,39 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
             with gr.Accordion("Headline figures as JSON", open=False):
                 figures = gr.JSON(elem_id="figures")
             refresh = gr.Button("Refresh now", elem_id="refresh")
+
+        with gr.Tab("Monitoring", id="monitoring", elem_id="tab-monitoring") as monitoring_tab:
+            mon_status = gr.Markdown(elem_id="monitoring-status")
+            gr.Markdown("### Live performance by model version (delayed labels)")
+            perf_plot = gr.LinePlot(
+                x="day",
+                y="value",
+                color="series",
+                title="Precision, recall and flag rate per day",
+                y_lim=[0, 1],
+                elem_id="monitoring-plot",
+            )
+            perf_table = gr.Dataframe(
+                label="Live performance per day and model version (newest first)",
+                interactive=False,
+                max_height=320,
+                elem_id="monitoring-performance",
+            )
+            gr.Markdown("### Feature drift (newest run; PSI against the training reference)")
+            drift = gr.Dataframe(
+                label="PSI per feature, most drifted first (drifted ones highlighted)",
+                interactive=False,
+                max_height=420,
+                elem_id="monitoring-drift",
+            )
+            gr.Markdown("### Alerts (newest first)")
+            alerts = gr.Dataframe(
+                label="Alert history",
+                interactive=False,
+                max_height=320,
+                elem_id="monitoring-alerts",
+            )
+            mon_refresh = gr.Button("Refresh monitoring", elem_id="monitoring-refresh")
 
         with gr.Tab("Model", id="model", elem_id="tab-model"):
             model_md = gr.Markdown(elem_id="model-summary")
@@ -379,26 +505,35 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
 
         filters = [time_range, category_filter, min_probability, min_amount]
         dash_out = [kpis, figures, trend, per_category, per_hour, table]
-        refresh.click(dashboard, inputs=filters, outputs=dash_out, api_name="dashboard")
-        for control in filters:
-            control.change(flagged_frame, inputs=filters, outputs=table, api_visibility="private")
-        app.load(dashboard, inputs=filters, outputs=dash_out, api_visibility="private")
-        timer = gr.Timer(load_settings().app_refresh_seconds)
-        timer.tick(
-            dashboard,
-            inputs=filters,
-            outputs=dash_out,
-            api_visibility="private",
-            show_progress="hidden",
+        reads = {"concurrency_id": DASHBOARD_READS, "concurrency_limit": DASHBOARD_LIMIT}
+        private = {"api_visibility": "private", **reads}
+        refresh.click(
+            dashboard_view, inputs=filters, outputs=dash_out, api_name="dashboard", **reads
         )
+        app.load(dashboard_view, inputs=filters, outputs=dash_out, **private)
+        timer = gr.Timer(settings.app_refresh_seconds)
+        timer.tick(
+            dashboard_view, inputs=filters, outputs=dash_out, show_progress="hidden", **private
+        )
+        # The time range bounds every figure; the other filters only the flagged list.
+        time_range.change(dashboard_view, inputs=filters, outputs=dash_out, **private)
+        for control in filters[1:]:
+            control.change(flagged_frame, inputs=filters, outputs=table, **private)
         table.select(pick_row, outputs=fb_trans, api_visibility="private")
         fb_save.click(
             feedback,
             inputs=[fb_trans, fb_verdict, fb_analyst],
             outputs=fb_status,
             api_name="feedback",
-        ).success(flagged_frame, inputs=filters, outputs=table, api_visibility="private")
-        gr.api(flagged_records, api_name="flagged")
+        ).success(flagged_frame, inputs=filters, outputs=table, **private)
+        gr.api(flagged_records, api_name="flagged", **reads)
+        app.load(whoami, outputs=[fb_analyst, signed_in], api_visibility="private")
+
+        mon_out = [mon_status, perf_table, perf_plot, drift, alerts]
+        mon = {"concurrency_id": MONITORING, "concurrency_limit": MONITORING_LIMIT}
+        mon_refresh.click(monitoring_view, outputs=mon_out, api_name="monitoring", **mon)
+        monitoring_tab.select(monitoring_view, outputs=mon_out, api_visibility="private", **mon)
+
         model_refresh.click(model, outputs=[model_md, metrics, importance_plot], api_name="model")
         app.load(model, outputs=[model_md, metrics, importance_plot], api_visibility="private")
         score_btn.click(
@@ -407,24 +542,37 @@ def build_app(scorer: Scorer | None = None) -> gr.Blocks:
             + [city_pop],
             outputs=[probability, decision, explanation],
             api_name="score",
-            concurrency_limit=4,
+            concurrency_limit=SCORE_LIMIT,
         ).success(
             contributions_plot,
             inputs=explanation,
             outputs=contrib_plot,
             api_visibility="private",
         )
+    app.queue(default_concurrency_limit=DEFAULT_LIMIT, max_size=QUEUE_SIZE)
     return app
 
 
 def launch(app: gr.Blocks, **kwargs: Any) -> tuple[Any, str, str]:
     """Launch as deployments do: loopback unless GRADIO_SERVER_NAME says otherwise, no run
-    history (form inputs are personal data), optional login from the environment."""
+    history (form inputs are personal data), a login from FRAUD_APP_USERS(_FILE) when set.
+
+    Raises auth.InsecureStartup, before binding anything, when it would serve beyond loopback
+    without a login and FRAUD_APP_ALLOW_ANONYMOUS is not true (auth.UsersError for a malformed
+    login entry)."""
+    settings = load_settings()
+    host = kwargs.pop("server_name", None) or settings.app_server_name
     options: dict[str, Any] = {
-        "server_name": load_settings().app_server_name,
+        "server_name": host,
         "run_history": False,
         "footer_links": ["api"],
         "css": CSS,
         "show_error": False,
     }
+    if "auth" not in kwargs:
+        users = auth.login_policy(settings, host)
+        if users:
+            options["auth"] = auth.gradio_auth(users)
+            options["auth_message"] = "Fraud analysts only: sign in with your analyst login."
+            log.info("login required; %d analysts configured", len(users.names))
     return app.launch(**(options | kwargs))

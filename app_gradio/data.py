@@ -1,17 +1,26 @@
-"""What the dashboard shows, computed from warehouse frames (no Gradio here, so it is testable)."""
+"""What the dashboard shows, computed by the warehouse in SQL (no Gradio here, so it is testable).
+
+Each figure comes from one read-only query through ``Warehouse.query``, on SQLite or PostgreSQL
+(the per-hour buckets serve both the trend and the hour-of-day breakdown), bounded by the time
+filter: the rows whose event time is at most the range before the newest scored row's
+(``window_start``), so a replayed feed works like a live one. Only aggregates and at most
+``limit`` flagged rows leave the database.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import polars as pl
 
-from fraud_assets.lib.feedback import read_labels
-from fraud_assets.lib.schema import CATEGORIES, SCORED_TRANSACTIONS_SCHEMA
+from fraud_assets.lib.schema import CATEGORIES
 from fraud_assets.lib.warehouse import Warehouse
 
-#: Filter choices for the flagged list: label -> how far back from the newest transaction.
+SCORED = "scored_transactions"
+LABELS = "analyst_labels"
+#: Filter choices: label -> how far back from the newest transaction.
 TIME_RANGES: dict[str, dt.timedelta | None] = {
     "last hour": dt.timedelta(hours=1),
     "last 24 hours": dt.timedelta(days=1),
@@ -19,6 +28,9 @@ TIME_RANGES: dict[str, dt.timedelta | None] = {
     "all": None,
 }
 ALL_CATEGORIES = "all"
+FLAGGED_LIMIT = 200
+#: The trend is per hour, or per day when the rows in range span more than this.
+DAILY_TREND_AFTER = dt.timedelta(days=3)
 FLAGGED_COLUMNS = [
     "event_time",
     "trans_num",
@@ -56,83 +68,210 @@ class Summary:
         return asdict(self)
 
 
-def load_scored(wh: Warehouse, limit: int = 50_000) -> pl.DataFrame:
-    """The ``limit`` most recent scored rows (by event time)."""
-    return wh.read(
-        "scored_transactions", SCORED_TRANSACTIONS_SCHEMA, order_by="event_time", limit=limit
+EMPTY_SUMMARY = Summary(0, 0, 0.0, 0.0, "none", 0, 0, None, None, None)
+
+
+@dataclass(frozen=True)
+class _Sql:
+    """What differs between the dialects here: time expressions and time parameters."""
+
+    hour_bucket: str  # event_time truncated to the hour
+
+    @staticmethod
+    def of(wh: Warehouse) -> _Sql:
+        if wh.postgres:
+            return _Sql(hour_bucket="date_trunc('hour', event_time)")
+        # SQLite keeps times as 'YYYY-MM-DD HH:MM:SS.fff' text (see Warehouse), so prefixes work.
+        return _Sql(hour_bucket="substr(event_time, 1, 13) || ':00:00.000'")
+
+
+def _time_param(wh: Warehouse, when: dt.datetime) -> Any:
+    if wh.postgres:
+        return when
+    return f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 1000:03d}"
+
+
+def _since(wh: Warehouse, since: dt.datetime | None, column: str = "event_time") -> tuple:
+    """A WHERE condition (``TRUE`` when unbounded) and its parameters."""
+    if since is None:
+        return "1 = 1", []
+    return f"{column} >= ?", [_time_param(wh, since)]
+
+
+def window_start(wh: Warehouse, time_range: str) -> dt.datetime | None:
+    """Where ``time_range`` starts: that long before the newest scored row (None for "all" or
+    an empty table)."""
+    if time_range not in TIME_RANGES:
+        raise ValueError(f"time range must be one of {', '.join(TIME_RANGES)}")
+    span = TIME_RANGES[time_range]
+    if span is None or not wh.table_exists(SCORED):
+        return None
+    newest = wh.query(
+        f"SELECT max(event_time) AS newest FROM {{t:{SCORED}}}", {"newest": pl.Datetime("ms")}
+    )["newest"][0]
+    return None if newest is None else newest - span
+
+
+def summarize(wh: Warehouse, since: dt.datetime | None = None) -> Summary:
+    """Headline numbers of the rows from ``since``; precision and recall count only rows whose
+    delayed label arrived. The model version is the one that scored most recently.
+
+    One scan: the figures come per model version (a handful of groups) and add up here, which
+    also tells which version scored last without a second pass over the rows."""
+    if not wh.table_exists(SCORED):
+        return EMPTY_SUMMARY
+    where, params = _since(wh, since)
+    per_version = wh.query(
+        f"""
+        SELECT model_version,
+               count(*),
+               sum(CASE WHEN is_flagged THEN 1 ELSE 0 END),
+               sum(CASE WHEN is_flagged THEN amt ELSE 0.0 END),
+               sum(CASE WHEN label_is_fraud IS NOT NULL THEN 1 ELSE 0 END),
+               sum(CASE WHEN label_is_fraud = 1 THEN 1 ELSE 0 END),
+               sum(CASE WHEN is_flagged AND label_is_fraud IS NOT NULL THEN 1 ELSE 0 END),
+               sum(CASE WHEN is_flagged AND label_is_fraud = 1 THEN 1 ELSE 0 END),
+               max(event_time),
+               max(scored_at)
+        FROM {{t:{SCORED}}} WHERE {where}
+        GROUP BY model_version
+        """,
+        {
+            "model_version": pl.String,
+            "scored": pl.Int64,
+            "flagged": pl.Int64,
+            "amount_at_risk": pl.Float64,
+            "labelled": pl.Int64,
+            "labelled_frauds": pl.Int64,
+            "flagged_labelled": pl.Int64,
+            "hits": pl.Int64,
+            "newest": pl.Datetime("ms"),
+            "last_scored": pl.Datetime("ms"),
+        },
+        params,
     )
-
-
-def load_labels(wh: Warehouse) -> pl.DataFrame:
-    return read_labels(wh)
-
-
-def summarize(scored: pl.DataFrame) -> Summary:
-    """Headline numbers; precision and recall count only rows whose delayed label arrived."""
-    if scored.height == 0:
-        return Summary(0, 0, 0.0, 0.0, "none", 0, 0, None, None, None)
-    flagged = scored.filter("is_flagged")
-    labelled = scored.filter(pl.col("label_is_fraud").is_not_null())
-    truth = labelled["label_is_fraud"] == 1
-    hits = int((labelled["is_flagged"] & truth).sum())
-    flagged_labelled = int(labelled["is_flagged"].sum())
-    frauds = int(truth.sum())
+    if per_version.height == 0:
+        return EMPTY_SUMMARY
+    row = per_version.drop("model_version", "newest", "last_scored").sum().row(0, named=True)
+    latest = per_version.sort("last_scored", "model_version", nulls_last=False)[-1]
+    hits, flagged_labelled, frauds = row["hits"], row["flagged_labelled"], row["labelled_frauds"]
     return Summary(
-        scored=scored.height,
-        flagged=flagged.height,
-        flag_rate=flagged.height / scored.height,
-        amount_at_risk=float(flagged["amt"].sum()),
-        model_version=str(scored.sort("scored_at")["model_version"][-1]),
-        labelled=labelled.height,
+        scored=row["scored"],
+        flagged=row["flagged"],
+        flag_rate=row["flagged"] / row["scored"],
+        amount_at_risk=float(row["amount_at_risk"]),
+        model_version=str(latest["model_version"][0]),
+        labelled=row["labelled"],
         labelled_frauds=frauds,
         precision=hits / flagged_labelled if flagged_labelled else None,
         recall=hits / frauds if frauds else None,
-        newest_event=str(scored["event_time"].max()),
+        newest_event=str(per_version["newest"].max()),
     )
 
 
-def over_time(scored: pl.DataFrame) -> pl.DataFrame:
-    """Mean fraud probability and flag rate per hour (per day when data spans over 3 days),
-    in long form: ``time``, ``metric``, ``value``."""
-    if scored.height == 0:
-        return pl.DataFrame(schema={"time": pl.Datetime("ns"), "metric": pl.String, "value": float})
-    span = scored["event_time"].max() - scored["event_time"].min()
-    every = "1d" if span > dt.timedelta(days=3) else "1h"
-    wide = (
-        scored.sort("event_time")
-        .group_by_dynamic("event_time", every=every)
-        .agg(
-            pl.col("fraud_probability").mean().alias("mean probability"),
-            pl.col("is_flagged").cast(pl.Float64).mean().alias("flag rate"),
+TREND_SCHEMA = {"time": pl.Datetime("ns"), "metric": pl.String, "value": pl.Float64}
+
+
+def hourly(wh: Warehouse, since: dt.datetime | None = None) -> pl.DataFrame:
+    """Per hour (``time``, truncated) of the rows from ``since``: ``rows``, ``probability_sum``,
+    ``flagged``, ``amount_flagged`` and the first and last event times. Sums, not means, so
+    that hours add up exactly to days (the trend) and to hours of the day (``by_hour``): one
+    scan serves both."""
+    schema = {
+        "time": pl.Datetime("ms"),
+        "rows": pl.Int64,
+        "probability_sum": pl.Float64,
+        "flagged": pl.Int64,
+        "amount_flagged": pl.Float64,
+        "first_event": pl.Datetime("ms"),
+        "last_event": pl.Datetime("ms"),
+    }
+    if not wh.table_exists(SCORED):
+        return pl.DataFrame(schema=schema)
+    where, params = _since(wh, since)
+    bucket = _Sql.of(wh).hour_bucket
+    return wh.query(
+        f"""
+        SELECT {bucket} AS hour_start, count(*), sum(fraud_probability),
+               sum(CASE WHEN is_flagged THEN 1 ELSE 0 END),
+               sum(CASE WHEN is_flagged THEN amt ELSE 0.0 END),
+               min(event_time), max(event_time)
+        FROM {{t:{SCORED}}} WHERE {where}
+        GROUP BY {bucket} ORDER BY hour_start
+        """,
+        schema,
+        params,
+    )
+
+
+def over_time(hours: pl.DataFrame) -> pl.DataFrame:
+    """Mean fraud probability and flag rate per hour, or per day when the rows span more than
+    three days, in long form (``time``, ``metric``, ``value``) for the trend plot."""
+    if hours.height == 0:
+        return pl.DataFrame(schema=TREND_SCHEMA)
+    span = hours["last_event"].max() - hours["first_event"].min()
+    if span > DAILY_TREND_AFTER:
+        hours = hours.group_by(pl.col("time").dt.truncate("1d")).agg(
+            pl.col("rows", "probability_sum", "flagged").sum()
         )
-        .rename({"event_time": "time"})
+    wide = hours.sort("time").select(
+        "time",
+        (pl.col("probability_sum") / pl.col("rows")).alias("mean probability"),
+        (pl.col("flagged") / pl.col("rows")).alias("flag rate"),
     )
     # Nanoseconds: pandas writes datetime64[ms] to JSON wrongly, and Gradio plots use that JSON.
     long = wide.unpivot(index="time", variable_name="metric", value_name="value")
-    return long.with_columns(pl.col("time").cast(pl.Datetime("ns")))
+    return long.with_columns(pl.col("time").cast(pl.Datetime("ns"))).cast(TREND_SCHEMA)
 
 
-def _breakdown(scored: pl.DataFrame, by: pl.Expr, name: str) -> pl.DataFrame:
-    return (
-        scored.group_by(by.alias(name))
-        .agg(
-            pl.len().alias("scored"),
-            pl.col("is_flagged").sum().cast(pl.Int64).alias("flagged"),
-            pl.col("amt").filter("is_flagged").sum().round(2).alias("amount_flagged"),
-        )
-        .with_columns(flag_rate=(pl.col("flagged") / pl.col("scored")).round(4))
-        .sort(name)
+def _rates(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col("amount_flagged").round(2),
+        flag_rate=(pl.col("flagged") / pl.col("scored")).round(4),
     )
 
 
-def by_category(scored: pl.DataFrame) -> pl.DataFrame:
+def by_hour(hours: pl.DataFrame) -> pl.DataFrame:
+    """Per hour of day (UTC, 0-23), from ``hourly``: rows scored, flagged, amount flagged and
+    flag rate.
+
+    Adding up the hourly buckets (a few hundred rows) is exact and spares the database a
+    second pass: PostgreSQL cannot tell how many groups an hour-of-day expression makes, so
+    grouping by one plans a sort of every row."""
+    return _rates(
+        hours.group_by(hour=pl.col("time").dt.hour().cast(pl.Int32))
+        .agg(
+            pl.col("rows").sum().alias("scored"),
+            pl.col("flagged").sum(),
+            pl.col("amount_flagged").sum(),
+        )
+        .sort("hour")
+    )
+
+
+def by_category(wh: Warehouse, since: dt.datetime | None = None) -> pl.DataFrame:
     """Per category: rows scored, flagged, amount flagged and flag rate."""
-    return _breakdown(scored, pl.col("category"), "category")
-
-
-def by_hour(scored: pl.DataFrame) -> pl.DataFrame:
-    """Per hour of day (UTC, 0-23): rows scored, flagged, amount flagged and flag rate."""
-    return _breakdown(scored, pl.col("event_time").dt.hour().cast(pl.Int32), "hour")
+    schema = {
+        "category": pl.String,
+        "scored": pl.Int64,
+        "flagged": pl.Int64,
+        "amount_flagged": pl.Float64,
+    }
+    if not wh.table_exists(SCORED):
+        return _rates(pl.DataFrame(schema=schema))
+    where, params = _since(wh, since)
+    return _rates(
+        wh.query(
+            f"""
+            SELECT category, count(*), sum(CASE WHEN is_flagged THEN 1 ELSE 0 END),
+                   sum(CASE WHEN is_flagged THEN amt ELSE 0.0 END)
+            FROM {{t:{SCORED}}} WHERE {where}
+            GROUP BY category ORDER BY category
+            """,
+            schema,
+            params,
+        )
+    )
 
 
 def mask_card(cc_num: pl.Expr) -> pl.Expr:
@@ -141,54 +280,68 @@ def mask_card(cc_num: pl.Expr) -> pl.Expr:
 
 
 def flagged_table(
-    scored: pl.DataFrame,
-    labels: pl.DataFrame,
-    time_range: str = "all",
+    wh: Warehouse,
+    since: dt.datetime | None = None,
     category: str = ALL_CATEGORIES,
     min_probability: float = 0.0,
     min_amount: float = 0.0,
-    limit: int = 200,
+    limit: int = FLAGGED_LIMIT,
 ) -> pl.DataFrame:
-    """The flagged transactions matching the filters, newest first, with any analyst verdict.
-
-    ``time_range`` counts back from the newest scored transaction, so it works on replayed data.
-    """
-    if time_range not in TIME_RANGES:
-        raise ValueError(f"time range must be one of {', '.join(TIME_RANGES)}")
+    """The newest ``limit`` flagged transactions from ``since`` matching the filters, with any
+    analyst verdict; card numbers masked."""
     if category != ALL_CATEGORIES and category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
-    rows = scored.filter(
-        pl.col("is_flagged"),
-        pl.col("fraud_probability") >= (min_probability or 0.0),
-        pl.col("amt") >= (min_amount or 0.0),
-    )
-    if category != ALL_CATEGORIES:
-        rows = rows.filter(pl.col("category") == category)
-    window = TIME_RANGES[time_range]
-    if window is not None and scored.height:
-        rows = rows.filter(pl.col("event_time") >= scored["event_time"].max() - window)
-    verdicts = labels.select(
-        "trans_num",
-        analyst_label=pl.when(pl.col("is_fraud") == 1)
-        .then(pl.lit("fraud"))
-        .otherwise(pl.lit("not fraud"))
-        + pl.lit(" (")
-        + pl.col("analyst")
-        + pl.lit(")"),
-    )
-    return (
-        rows.sort("event_time", "trans_num", descending=True)
-        .head(limit)
-        .join(verdicts, on="trans_num", how="left", maintain_order="left")
-        .with_columns(
-            card=mask_card(pl.col("cc_num")),
-            amt=pl.col("amt").round(2),
-            fraud_probability=pl.col("fraud_probability").round(4),
-            api_label=pl.col("label_is_fraud")
-            .replace_strict({1: "fraud", 0: "not fraud"}, default=None, return_dtype=pl.String)
-            .fill_null("pending"),
-            analyst_label=pl.col("analyst_label").fill_null(""),
-            event_time=pl.col("event_time").dt.strftime("%Y-%m-%d %H:%M:%S"),
+    schema = {
+        "event_time": pl.Datetime("ms"),
+        "trans_num": pl.String,
+        "cc_num": pl.String,
+        "merchant": pl.String,
+        "category": pl.String,
+        "amt": pl.Float64,
+        "fraud_probability": pl.Float64,
+        "model_version": pl.String,
+        "label_is_fraud": pl.Int8,
+        "verdict": pl.Int8,
+        "analyst": pl.String,
+    }
+    if not wh.table_exists(SCORED):
+        rows = pl.DataFrame(schema=schema)
+    else:
+        where, params = _since(wh, since, "s.event_time")
+        conditions = [where, "s.is_flagged", "s.fraud_probability >= ?", "s.amt >= ?"]
+        params += [float(min_probability or 0.0), float(min_amount or 0.0)]
+        if category != ALL_CATEGORIES:
+            conditions.append("s.category = ?")
+            params.append(category)
+        has_labels = wh.table_exists(LABELS)
+        verdicts = "l.is_fraud, l.analyst" if has_labels else "NULL, NULL"
+        join = f"LEFT JOIN {{t:{LABELS}}} l ON l.trans_num = s.trans_num" if has_labels else ""
+        rows = wh.query(
+            f"""
+            SELECT s.event_time, s.trans_num, s.cc_num, s.merchant, s.category, s.amt,
+                   s.fraud_probability, s.model_version, s.label_is_fraud, {verdicts}
+            FROM {{t:{SCORED}}} s {join}
+            WHERE {" AND ".join(conditions)}
+            ORDER BY s.event_time DESC, s.trans_num DESC LIMIT {int(limit)}
+            """,
+            schema,
+            params,
         )
-        .select(FLAGGED_COLUMNS)
-    )
+    verdict = pl.when(pl.col("verdict") == 1).then(pl.lit("fraud")).otherwise(pl.lit("not fraud"))
+    return rows.with_columns(
+        card=mask_card(pl.col("cc_num")),
+        amt=pl.col("amt").round(2),
+        fraud_probability=pl.col("fraud_probability").round(4),
+        api_label=pl.col("label_is_fraud")
+        .replace_strict({1: "fraud", 0: "not fraud"}, default=None, return_dtype=pl.String)
+        .fill_null("pending"),
+        analyst_label=pl.when(pl.col("verdict").is_not_null())
+        .then(verdict + pl.lit(" (") + pl.col("analyst") + pl.lit(")"))
+        .otherwise(pl.lit("")),
+        event_time=pl.col("event_time").dt.strftime("%Y-%m-%d %H:%M:%S"),
+    ).select(FLAGGED_COLUMNS)
+
+
+def label_count(wh: Warehouse) -> int:
+    """How many analyst verdicts are stored."""
+    return wh.count(LABELS)

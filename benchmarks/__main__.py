@@ -13,6 +13,7 @@ BENCHMARKS = {
     "sustained_load": "benchmarks.sustained_load",
     "model_quality": "benchmarks.model_quality",
     "app": "app_gradio.bench",
+    "dashboard": "benchmarks.dashboard",
 }
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 import pytest
 from gradio_client import Client
@@ -39,7 +41,9 @@ def scored_rows(platform) -> pl.DataFrame:  # noqa: ANN001
 
 def test_api_lists_a_named_endpoint_per_action(client: Client) -> None:
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/score", "/dashboard", "/feedback", "/flagged", "/model"} <= set(endpoints)
+    assert {"/score", "/dashboard", "/feedback", "/flagged", "/model", "/monitoring"} <= set(
+        endpoints
+    )
     names = [p["parameter_name"] for p in endpoints["/score"]["parameters"]]
     assert names == [*FORM, "card_number", "gender", "city_population"]
 
@@ -177,3 +181,101 @@ def test_manual_score_equals_the_serving_path_with_the_card_profile(
     expected = score_rows(tx.to_frame(), state, model, semantics="arrival").scored
     assert result.probability == pytest.approx(expected["fraud_probability"][0], abs=1e-12)
     assert result.is_flagged == expected["is_flagged"][0]
+
+
+def test_monitoring_endpoint_says_there_is_nothing_yet(client: Client) -> None:
+    status, performance, lines, drift, alerts = client.predict(api_name="/monitoring")
+    assert status == "No monitoring data yet: the monitoring assets write it."
+    assert performance["data"] == [] and drift["data"] == [] and alerts["data"] == []
+
+
+# --- with logins: an app of its own, on a small warehouse ------------------------------------
+
+ANALYSTS = ("alice", "bob", "carol")
+RATE = 5  # calls a minute per client
+
+
+@pytest.fixture(scope="module")
+def login_app(tmp_path_factory: pytest.TempPathFactory):
+    """The app with three analysts' logins and a low rate limit, on loopback, over a SQLite
+    warehouse holding the five rows of ``test_app_logic.scored_frame``."""
+    from app_gradio.app import build_app, launch
+    from app_gradio.dashboard import Dashboard
+    from fraud_assets.lib.warehouse import Warehouse
+    from fraud_assets_tests.servers import free_port
+    from fraud_assets_tests.test_app_auth import docs_entry
+    from fraud_assets_tests.test_app_logic import scored_frame, stored
+
+    root = tmp_path_factory.mktemp("login-app")
+    wh = stored(Warehouse(f"sqlite:///{root / 'warehouse.db'}"), scored_frame())
+    dashboard = Dashboard(lambda: wh, ttl=3600)
+    port = free_port()
+    with pytest.MonkeyPatch.context() as mp:  # read by build_app and launch only
+        mp.setenv("FRAUD_DATA_DIR", str(root))
+        mp.setenv("FRAUD_APP_USERS", ",".join(docs_entry(n, f"pw-{n}") for n in ANALYSTS))
+        mp.setenv("FRAUD_APP_RATE_LIMIT_PER_MINUTE", str(RATE))
+        mp.delenv("FRAUD_APP_USERS_FILE", raising=False)
+        mp.delenv("GRADIO_SERVER_NAME", raising=False)
+        app = build_app(dashboard=dashboard, warehouse=lambda: wh)
+        launch(app, server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}", dashboard, wh
+    app.close()
+    dashboard.close()
+
+
+def login(url: str, name: str) -> Client:
+    return Client(url, auth=(name, f"pw-{name}"), verbose=False)
+
+
+def test_only_analysts_with_their_password_get_in(login_app) -> None:  # noqa: ANN001
+    url, _, _ = login_app
+    with pytest.raises(Exception):  # noqa: B017 - gradio_client's own error types vary
+        Client(url, verbose=False)
+    with pytest.raises(Exception):  # noqa: B017
+        Client(url, auth=("alice", "pw-bob"), verbose=False)
+    assert login(url, "alice").view_api(print_info=False, return_format="dict")
+
+
+def test_verdicts_are_attributed_to_the_logged_in_analyst(login_app) -> None:  # noqa: ANN001
+    url, _, wh = login_app
+    alice = login(url, "alice")
+    status = alice.predict("a", "confirmed fraud", "mallory", api_name="/feedback")
+    assert "by alice" in status and "mallory" not in status
+    alice.predict("b", "not fraud", "", api_name="/feedback")  # no name needed with a login
+    labels = wh.read("analyst_labels", ANALYST_LABELS_SCHEMA).sort("trans_num")
+    assert labels.select("trans_num", "is_fraud", "analyst").rows() == [
+        ("a", 1, "alice"),
+        ("b", 0, "alice"),
+    ]
+    shown = {r["trans_num"]: r["analyst_label"] for r in alice.predict(api_name="/flagged")}
+    assert shown["a"] == "fraud (alice)" and shown["b"] == "not fraud (alice)"
+
+
+def test_a_client_over_its_rate_gets_a_clear_error(login_app) -> None:  # noqa: ANN001
+    url, _, _ = login_app
+    bob = login(url, "bob")
+    for _ in range(RATE):  # a minute's worth at once is allowed
+        bob.predict("all", "all", 0, 0, api_name="/dashboard")
+    refused = None
+    for _ in range(3):  # one token refills every 60 / RATE s: a slow machine may see one
+        try:
+            bob.predict("all", "all", 0, 0, api_name="/dashboard")
+        except Exception as exc:  # noqa: BLE001 - gradio_client's error type varies
+            refused = str(exc)
+            break
+    assert refused and re.search(r"rate limited, try again in \d+ s", refused), refused
+    wait = int(re.search(r"in (\d+) s", refused).group(1))
+    assert 1 <= wait <= 60 // RATE
+    assert login(url, "carol").predict(api_name="/monitoring")  # carol has her own bucket
+
+
+def test_sessions_share_one_dashboard_snapshot(login_app) -> None:  # noqa: ANN001
+    url, dashboard, _ = login_app
+    sessions = [login(url, "alice"), login(url, "carol")]
+    before = dashboard.cache.computations
+    first = sessions[0].predict("last 7 days", "all", 0, 0, api_name="/dashboard")
+    computed = dashboard.cache.computations - before
+    assert computed >= 2  # the window start and the aggregates (and the flagged list)
+    second = sessions[1].predict("last 7 days", "all", 0, 0, api_name="/dashboard")
+    assert dashboard.cache.computations - before == computed  # nothing new reached the database
+    assert first[1] == second[1] and first[1]["scored"] == 5

@@ -143,6 +143,38 @@ def test_model_tab_describes_the_champion(page, app_url: str) -> None:  # noqa: 
     assert_only_app_contacted(page, app_url)
 
 
+def test_monitoring_tab_shows_performance_drift_and_alerts(
+    page, app_url: str, scored_platform
+) -> None:  # noqa: ANN001
+    from fraud_assets_tests.test_app_logic import monitoring_rows
+
+    monitoring_rows(scored_platform.resources["warehouse"].warehouse())
+    page.get_by_role("tab", name="Monitoring").click()
+    page.locator("#monitoring-status").get_by_text("1 of 3").wait_for()
+    assert "model v4" in page.locator("#monitoring-status").inner_text()
+
+    drift = page.locator("#monitoring-drift [role=row]")
+    drift.nth(3).wait_for()
+    assert drift.count() == 4  # the header and the newest run's three features
+    cells = drift.nth(1).locator("[role=gridcell]")
+    assert cells.all_inner_texts()[:3] == ["hour", "0.270", "DRIFTED"]
+    colour = "el => getComputedStyle(el).backgroundColor"
+    drifted, steady = cells.first, drift.nth(2).locator("[role=gridcell]").first
+    assert drifted.evaluate(colour) == "rgb(253, 226, 225)"
+    assert steady.evaluate(colour) != drifted.evaluate(colour)
+
+    alerts = page.locator("#monitoring-alerts [role=row]")
+    alerts.nth(3).wait_for()
+    conditions = [alerts.nth(i).locator("[role=gridcell]").nth(2).inner_text() for i in (1, 2, 3)]
+    assert conditions == ["cond3", "cond2", "cond1"]  # newest first
+    assert "hunter22" not in page.locator("#monitoring-alerts").inner_text()
+    assert page.locator("#monitoring-performance [role=row]").count() == 4
+    page.locator("#monitoring-plot canvas, #monitoring-plot svg").first.wait_for()
+    page.wait_for_timeout(500)  # let the plot finish drawing before the screenshot
+    shot(page, "monitoring")
+    assert_only_app_contacted(page, app_url)
+
+
 def test_no_data_yet_is_said_plainly(browser, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     """With an empty warehouse and no model, the app says so instead of failing."""
     from app_gradio.app import build_app, launch
@@ -163,6 +195,9 @@ def test_no_data_yet_is_said_plainly(browser, tmp_path, monkeypatch) -> None:  #
         page.locator("#score-button").click()
         page.get_by_text("No champion model yet").first.wait_for()
         shot(page, "empty")
+        page.get_by_role("tab", name="Monitoring").click()
+        page.locator("#monitoring-status").get_by_text("No monitoring data yet").wait_for()
+        shot(page, "monitoring-empty")
         context.close()
     finally:
         app.close()
