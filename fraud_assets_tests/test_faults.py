@@ -37,7 +37,8 @@ def prod(tmp_path_factory, pg_url, standin_url, dataset):  # noqa: ANN001, ANN20
     """S3 (moto), a PostgreSQL warehouse and an MLflow server, each restartable, with a
     trained champion."""
     mp = pytest.MonkeyPatch()
-    for name, value in {**AWS, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}.items():
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "AWS_MAX_ATTEMPTS": "2"}
+    for name, value in {**AWS, **quick}.items():
         mp.setenv(name, value)
     admin = pg_url.rsplit("/", 1)[0] + "/postgres"
     moto = RestartableMoto(BUCKET)
@@ -97,7 +98,7 @@ def _run(platform, hour: dt.datetime) -> dg.ExecuteInProcessResult:  # noqa: ANN
 
 
 def _tables(platform, hour: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # noqa: ANN001
-    wh = platform.resources["warehouse"].warehouse()
+    wh = platform.resources["warehouse"].process_config_and_initialize().warehouse()
     where = {"batch_hour": [hour.strftime("%Y-%m-%d-%H:00")]}
     return (
         wh.read("live_transactions", LIVE_TRANSACTIONS_SCHEMA, where=where),
