@@ -23,7 +23,7 @@ from app_gradio import auth, config, data, monitoring
 from app_gradio.dashboard import Dashboard
 from app_gradio.model_info import model_card
 from app_gradio.ratelimit import RateLimiter, retry_message
-from app_gradio.scoring import InvalidTransaction, Scorer, parse_form
+from app_gradio.scoring import InvalidTransaction, ManualTransaction, Scorer, parse_form
 from fraud_assets.lib.feedback import record_label
 from fraud_assets.lib.registry import NoChampionError
 from fraud_assets.lib.schema import CATEGORIES, SCORED_TRANSACTIONS_SCHEMA
@@ -198,6 +198,21 @@ def build_app(
         frame = flagged_frame(time_range, category, min_probability, min_amount, request)
         return frame.to_dict("records")
 
+    def _form(*fields: object) -> ManualTransaction:
+        try:
+            return parse_form(*fields)
+        except InvalidTransaction as exc:
+            raise gr.Error(f"Invalid transaction: {exc}", title="Invalid input") from exc
+
+    def _with_model(call):  # noqa: ANN001, ANN202
+        try:
+            return call()
+        except NoChampionError as exc:
+            raise gr.Error(
+                "No champion model yet: the first training run registers one.",
+                title="No model",
+            ) from exc
+
     def score(
         amount: float,
         category: str,
@@ -211,35 +226,60 @@ def build_app(
         gender: str = "",
         city_population: str = "",
         request: gr.Request | None = None,
-    ) -> tuple[float, str, pd.DataFrame]:
-        """Calibrated fraud probability, the expected-cost decision, and what moved the score:
-        TreeSHAP contributions to the model's raw score, summed by feature family.
-        Times are UTC (``YYYY-MM-DD HH:MM:SS``); dates ``YYYY-MM-DD``. The card number is
-        optional and only used to look up the card's history."""
+    ) -> tuple[float, str]:
+        """Calibrated fraud probability and the expected-cost decision, served exactly as the
+        live path serves a transaction. Times are UTC (``YYYY-MM-DD HH:MM:SS``); dates
+        ``YYYY-MM-DD``. The card number is optional and only used to read the card's state.
+        ``/explain`` (same parameters) says what moved the score."""
         limit(request)
-        try:
-            tx = parse_form(
-                amount,
-                category,
-                merchant_lat,
-                merchant_long,
-                cardholder_lat,
-                cardholder_long,
-                date_of_birth,
-                transaction_time,
-                card_number,
-                gender,
-                city_population,
-            )
-            result = scorer.score(tx)
-        except InvalidTransaction as exc:
-            raise gr.Error(f"Invalid transaction: {exc}", title="Invalid input") from exc
-        except NoChampionError as exc:
-            raise gr.Error(
-                "No champion model yet: the first training run registers one.",
-                title="No model",
-            ) from exc
-        return result.probability, result.decision(), result.explanation.to_pandas()
+        tx = _form(
+            amount,
+            category,
+            merchant_lat,
+            merchant_long,
+            cardholder_lat,
+            cardholder_long,
+            date_of_birth,
+            transaction_time,
+            card_number,
+            gender,
+            city_population,
+        )
+        result = _with_model(lambda: scorer.score(tx))
+        return result.probability, result.decision()
+
+    def explain(
+        amount: float,
+        category: str,
+        merchant_lat: float,
+        merchant_long: float,
+        cardholder_lat: float,
+        cardholder_long: float,
+        date_of_birth: str,
+        transaction_time: str = "",
+        card_number: str = "",
+        gender: str = "",
+        city_population: str = "",
+        request: gr.Request | None = None,
+    ) -> pd.DataFrame:
+        """What moved the score: TreeSHAP contributions to the model's raw score, summed by
+        feature family (they add up to the raw score minus the model's baseline). No
+        feature's value is ever shown."""
+        limit(request)
+        tx = _form(
+            amount,
+            category,
+            merchant_lat,
+            merchant_long,
+            cardholder_lat,
+            cardholder_long,
+            date_of_birth,
+            transaction_time,
+            card_number,
+            gender,
+            city_population,
+        )
+        return _with_model(lambda: scorer.explain(tx)).families.to_pandas()
 
     def feedback(trans_num: str, verdict: str, analyst: str, request: gr.Request) -> str:
         """Record an analyst's verdict on a scored transaction (marking again replaces it).
@@ -536,12 +576,19 @@ def build_app(
 
         model_refresh.click(model, outputs=[model_md, metrics, importance_plot], api_name="model")
         app.load(model, outputs=[model_md, metrics, importance_plot], api_visibility="private")
+        form = [amount, category, m_lat, m_long, c_lat, c_long, dob, tx_time, card, gender]
+        form += [city_pop]
         score_btn.click(
             score,
-            inputs=[amount, category, m_lat, m_long, c_lat, c_long, dob, tx_time, card, gender]
-            + [city_pop],
-            outputs=[probability, decision, explanation],
+            inputs=form,
+            outputs=[probability, decision],
             api_name="score",
+            concurrency_limit=SCORE_LIMIT,
+        ).success(
+            explain,
+            inputs=form,
+            outputs=explanation,
+            api_name="explain",
             concurrency_limit=SCORE_LIMIT,
         ).success(
             contributions_plot,

@@ -214,7 +214,7 @@ def run(args: argparse.Namespace, card: str) -> None:
         f"{getattr(clf, 'n_estimators', '?')} trees, max_depth {getattr(clf, 'max_depth', '?')}"
     )
     print(f"/score via gradio_client, round trip    {percentiles(round_trip)}")
-    print(f"/score server side (lookup..explain)    {percentiles(server_side)}")
+    print(f"/score server side (lookup..decision)   {percentiles(server_side)}")
     print(f"raw predict, 1 row, n_jobs=1            {percentiles(raw)}")
     print(f"card-state lookup by card               {percentiles(lookup)}")
     print(f"TreeSHAP explanation, 1 row             {percentiles(shap_s)}")

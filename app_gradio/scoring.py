@@ -23,9 +23,9 @@ import polars as pl
 
 from fraud_assets.lib import registry
 from fraud_assets.lib.card_state import WarehouseState
-from fraud_assets.lib.explain import Explainer
+from fraud_assets.lib.explain import Explainer, Explanation
 from fraud_assets.lib.schema import CATEGORIES, TRANSACTION_SCHEMA
-from fraud_assets.lib.serving import ServingModel, score_rows
+from fraud_assets.lib.serving import ScoredBatch, ServingModel, score_rows
 from fraud_assets.lib.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,6 @@ class ScoreResult:
     model_name: str
     model_version: str
     feed_semantics: str
-    explanation: pl.DataFrame  # family, meaning, contribution
-    baseline: float
-    raw_score: float
     seconds: float = 0.0
 
     def decision(self) -> str:
@@ -259,17 +256,16 @@ class Scorer:
             self._loaded = _Loaded(model, info, explainer, time.monotonic())
             return self._loaded
 
-    def score(self, tx: ManualTransaction) -> ScoreResult:
-        started = time.perf_counter()
+    def _serve(self, tx: ManualTransaction) -> tuple[_Loaded, ScoredBatch]:
         loaded = self.model()
-        batch = score_rows(
-            tx.to_frame(),
-            WarehouseState(self._warehouse()),
-            loaded.model,
-            semantics=self.semantics,
-        )
+        state = WarehouseState(self._warehouse())
+        return loaded, score_rows(tx.to_frame(), state, loaded.model, semantics=self.semantics)
+
+    def score(self, tx: ManualTransaction) -> ScoreResult:
+        """The score and decision, exactly as the live path would serve this transaction."""
+        started = time.perf_counter()
+        loaded, batch = self._serve(tx)
         row = batch.scored.row(0, named=True)
-        why = loaded.explainer.explain(batch.features)
         return ScoreResult(
             probability=row["fraud_probability"],
             threshold=row["threshold"],
@@ -279,8 +275,12 @@ class Scorer:
             model_name=loaded.info.name,
             model_version=loaded.info.version,
             feed_semantics=self.semantics,
-            explanation=why.families.with_columns(pl.col("contribution").round(5)),
-            baseline=why.baseline,
-            raw_score=why.raw_score,
             seconds=time.perf_counter() - started,
         )
+
+    def explain(self, tx: ManualTransaction) -> Explanation:
+        """What moved the score: TreeSHAP by feature family (no feature values)."""
+        loaded, batch = self._serve(tx)
+        why = loaded.explainer.explain(batch.features)
+        families = why.families.with_columns(pl.col("contribution").round(5))
+        return Explanation(why.baseline, why.raw_score, families)

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "live_latency": "benchmarks.live_latency",
     "sustained_load": "benchmarks.sustained_load",
     "model_quality": "benchmarks.model_quality",
+    "recovery": "benchmarks.recovery",
     "app": "app_gradio.bench",
     "dashboard": "benchmarks.dashboard",
 }

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     alert_window_minutes: int = Field(60, validation_alias=_var("FRAUD_ALERT_WINDOW_MINUTES"))
     freshness_minutes: int = Field(30, validation_alias=_var("FRAUD_FRESHNESS_MINUTES"))
     retrain_cron: str = Field("0 3 * * *", validation_alias=_var("FRAUD_RETRAIN_CRON"))
+    monitoring_cron: str = Field("*/10 * * * *", validation_alias=_var("FRAUD_MONITORING_CRON"))
+    alerts_interval_seconds: int = Field(60, validation_alias=_var("FRAUD_ALERTS_INTERVAL_SECONDS"))
 
     # --- the web app ------------------------------------------------------------------------
     app_refresh_seconds: float = Field(30.0, validation_alias=_var("FRAUD_APP_REFRESH_SECONDS"))

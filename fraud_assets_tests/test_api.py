@@ -169,3 +169,53 @@ def test_standin_emulates_the_rate_limit_with_429(dataset) -> None:
     statuses = [client.get("/current-transactions").status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
     assert client.get("/current-transactions").headers["Retry-After"] == "2"
+
+
+def _slow_app(delay: float, body: bytes = b'"{}"', status: int = 200, headers=None):  # noqa: ANN001, ANN202
+    import asyncio
+
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    app = FastAPI()
+
+    @app.get("/current-transactions")
+    async def current() -> Response:
+        await asyncio.sleep(delay)
+        return Response(body, status_code=status, headers=headers or {})
+
+    return app
+
+
+def test_a_fetch_never_outlasts_its_budget() -> None:
+    from fraud_assets_tests.servers import serve_app
+
+    with serve_app(_slow_app(5.0)) as url:
+        client = TransactionsClient(
+            url, timeout_seconds=10, min_interval_seconds=0, budget_seconds=2.0, max_attempts=5
+        )
+        started = time.monotonic()
+        with pytest.raises(ApiUnavailable):
+            client.fetch()
+        assert time.monotonic() - started < 3.5
+
+
+def test_a_long_retry_after_ends_the_fetch_instead_of_blocking() -> None:
+    from fraud_assets_tests.servers import serve_app
+
+    app = _slow_app(0, b"slow down", 429, {"Retry-After": "120"})
+    with serve_app(app) as url:
+        client = TransactionsClient(url, min_interval_seconds=0, budget_seconds=10)
+        started = time.monotonic()
+        with pytest.raises(ApiUnavailable, match="budget"):
+            client.fetch()
+        assert time.monotonic() - started < 2
+
+
+def test_client_refuses_a_body_over_the_cap() -> None:
+    from fraud_assets_tests.servers import serve_app
+
+    with serve_app(_slow_app(0, b"x" * 200_000)) as url:
+        client = TransactionsClient(url, min_interval_seconds=0, max_body_bytes=50_000)
+        with pytest.raises(ApiUnavailable, match="cap|over the"):
+            client.fetch()

@@ -41,15 +41,22 @@ def scored_rows(platform) -> pl.DataFrame:  # noqa: ANN001
 
 def test_api_lists_a_named_endpoint_per_action(client: Client) -> None:
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/score", "/dashboard", "/feedback", "/flagged", "/model", "/monitoring"} <= set(
-        endpoints
-    )
+    assert {
+        "/score",
+        "/explain",
+        "/dashboard",
+        "/feedback",
+        "/flagged",
+        "/model",
+        "/monitoring",
+    } <= set(endpoints)
     names = [p["parameter_name"] for p in endpoints["/score"]["parameters"]]
     assert names == [*FORM, "card_number", "gender", "city_population"]
 
 
 def test_score_returns_a_probability_a_decision_and_an_explanation(client: Client) -> None:
-    probability, decision, explanation = client.predict(**FORM, api_name="/score")
+    probability, decision = client.predict(**FORM, api_name="/score")
+    explanation = client.predict(**FORM, api_name="/explain")
     assert 0.0 <= probability <= 1.0
     assert decision.startswith(("FLAG", "pass")) and "expected fraud loss" in decision
     assert explanation["headers"] == ["family", "meaning", "contribution"]
@@ -64,7 +71,8 @@ def test_score_never_reveals_a_cards_history(client: Client, dataset) -> None:
     families and their contributions, so earlier amounts cannot be read back."""
     card = dataset.canonical["cc_num"][0]
     amounts = {f"{a:.2f}" for a in dataset.canonical.filter(pl.col("cc_num") == card)["amt"]}
-    _, decision, explanation = client.predict(**FORM, card_number=card, api_name="/score")
+    _, decision = client.predict(**FORM, card_number=card, api_name="/score")
+    explanation = client.predict(**FORM, card_number=card, api_name="/explain")
     cells = {str(cell) for row in explanation["data"] for cell in row[:2]}
     assert not cells & amounts
     assert explanation["headers"] == ["family", "meaning", "contribution"]

@@ -180,6 +180,9 @@ class GeneratorConfig:
     compromises_per_card_year: float = 0.5
     n_merchants: int = 300
     seed: int = 42
+    #: Fraud's categories and amounts, ``category -> (share, low $, high $)``; default: the
+    #: module's pattern. Another pattern makes data a model trained elsewhere fails on.
+    fraud_profile: tuple[tuple[str, float, float, float], ...] | None = None
 
 
 def _choice(rng: np.random.Generator, items: list, n: int) -> np.ndarray:
@@ -273,11 +276,16 @@ def generate_transactions(config: GeneratorConfig = GeneratorConfig()) -> pl.Dat
     f_card = np.repeat(bad_cards, burst)
     burst_day = np.repeat(rng.integers(0, max(n_days - 3, 1), n_bad), burst)
     f_day = burst_day + rng.integers(0, 3, f_card.size)
-    fcats = list(_FRAUD)
-    fp = np.array([_FRAUD[c][0] for c in fcats])
+    profile = (
+        {c: (share, low, high) for c, share, low, high in config.fraud_profile}
+        if config.fraud_profile
+        else _FRAUD
+    )
+    fcats = list(profile)
+    fp = np.array([profile[c][0] for c in fcats])
     f_cat = np.asarray(fcats, dtype=object)[rng.choice(len(fcats), f_card.size, p=fp / fp.sum())]
-    lo = np.array([_FRAUD[c][1] for c in f_cat])
-    hi = np.array([_FRAUD[c][2] for c in f_cat])
+    lo = np.array([profile[c][1] for c in f_cat])
+    hi = np.array([profile[c][2] for c in f_cat])
     fraud = {
         "card": f_card,
         "category": f_cat,

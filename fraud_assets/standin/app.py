@@ -81,13 +81,11 @@ def create_app(config: StandinConfig) -> FastAPI:
     def next_rows() -> tuple[pl.DataFrame, list[int] | None]:
         """The rows of one call and, in replay mode, their true event times (epoch ms)."""
         with state.lock:
-            n = config.rows_per_call
+            n = 0 if state.paused else config.rows_per_call
             if config.mode == "random":
                 idx = [rng.randrange(state.frame.height) for _ in range(n)]
                 return state.frame[idx], None
-            if state.paused:
-                n = 0
-            elif config.rate_per_second > 0:
+            if config.rate_per_second > 0 and not state.paused:
                 due = int((time.monotonic() - state.started) * config.rate_per_second)
                 n = max(0, min(due - state.cursor, config.max_rows_per_call))
             idx = [(state.cursor + i) % state.frame.height for i in range(n)]

@@ -34,7 +34,7 @@ def _now() -> dt.datetime:
 
 @dg.sensor(
     jobs=[retraining_job, recalibration_job],
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=load_settings().alerts_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns failed asset checks into alerts (one per condition per window, to "
     "FRAUD_ALERT_WEBHOOK_URL or the log) and starts recalibration (flag rate out of bounds) or "
@@ -116,9 +116,10 @@ def run_failure_alerts(
 
 monitoring_schedule = dg.ScheduleDefinition(
     job=monitoring_job,
-    cron_schedule="*/10 * * * *",
+    cron_schedule=load_settings().monitoring_cron,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Live performance, drift and the data checks, every ten minutes.",
+    description="Live performance, drift and the data checks (FRAUD_MONITORING_CRON, every "
+    "ten minutes by default).",
 )
 
 retraining_schedule = dg.ScheduleDefinition(
