@@ -13,6 +13,8 @@ BENCHMARKS = {
     "sustained_load": "benchmarks.sustained_load",
     "model_quality": "benchmarks.model_quality",
     "recovery": "benchmarks.recovery",
+    "scoring_scale": "benchmarks.scoring_scale",
+    "rescore": "benchmarks.rescore",
     "app": "app_gradio.bench",
     "dashboard": "benchmarks.dashboard",
 }

@@ -59,3 +59,36 @@ def start_platform(
         standin_args,
     ]
     return start(cmd, env, root / "platform.log")
+
+
+def seed_platform(root: Path, history, fit_on=None, semantics: str = "arrival") -> str:  # noqa: ANN001
+    """A platform state under ``root`` as training would leave it: the training data, its card
+    state, and a champion (trained on ``fit_on``, by default ``history``) with its reference
+    rows. Returns the champion's version."""
+    from fraud_assets.lib import registry
+    from fraud_assets.lib.card_state import write_state
+    from fraud_assets.lib.features import for_semantics
+    from fraud_assets.lib.model import TrainParams, train
+    from fraud_assets.lib.storage import LocalObjectStore
+    from fraud_assets.lib.warehouse import Warehouse
+
+    fs = for_semantics(semantics)
+    store = LocalObjectStore(root / "objects")
+    store.put_parquet("assets/raw_training_data.parquet", history)
+    write_state(Warehouse(f"sqlite:///{root / 'warehouse.db'}"), fs, fs.build_state(history))
+    result = train(history if fit_on is None else fit_on, fs, TrainParams(n_jobs=2))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    reg = registry.log_and_register(
+        result,
+        tracking_uri=uri,
+        experiment="fraud-detection",
+        model_name="fraud_rf",
+        artifact_location=(root / "mlartifacts").as_uri(),
+    )
+    registry.promote(uri, "fraud_rf", reg.version, "benchmark set-up", "start")
+    valid = result.validation_features
+    store.put_parquet(
+        f"references/fraud_rf/v{reg.version}.parquet",
+        valid.sample(n=min(valid.height, 20_000), seed=0),
+    )
+    return reg.version

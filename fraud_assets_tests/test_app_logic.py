@@ -21,7 +21,7 @@ from app_gradio.dashboard import Dashboard
 from app_gradio.ratelimit import RateLimiter, retry_message
 from app_gradio.scoring import InvalidTransaction, parse_form
 from app_gradio.snapshot import SnapshotCache
-from fraud_assets.lib.feedback import read_labels, record_label, with_analyst_labels
+from fraud_assets.lib.feedback import read_labels, record_label
 from fraud_assets.lib.schema import (
     ALERTS_SCHEMA,
     CATEGORIES,
@@ -549,13 +549,6 @@ def test_marking_twice_updates_the_verdict_and_never_duplicates(warehouse: Wareh
     assert labels.row(0) == ("t1", 0, "bob", T0 + dt.timedelta(hours=1))
     with pytest.raises(ValueError, match="analyst"):
         record_label(warehouse, "t3", True, "  ")
-
-
-def test_training_can_take_analyst_verdicts_as_labels() -> None:
-    live = pl.DataFrame({"trans_num": ["a", "b", "c"], "is_fraud": [0, 0, 1]})
-    labels = pl.DataFrame({"trans_num": ["a", "c"], "is_fraud": [1, 0], "analyst": ["x", "y"]})
-    out = with_analyst_labels(live.cast({"is_fraud": pl.Int8}), labels).sort("trans_num")
-    assert out.select("trans_num", "is_fraud").rows() == [("a", 1), ("c", 0)]
 
 
 def test_space_files_pin_what_the_lock_pins() -> None:

@@ -184,9 +184,14 @@ def protocol_payloads(
     return simulate_api(test, calls, seed) if protocol == "api" else simulate_replay(test)
 
 
-def measure(result: TrainResult, history: pl.DataFrame, payloads: list[tuple[str, bytes]]) -> dict:
+def measure(
+    result: TrainResult,
+    history: pl.DataFrame,
+    payloads: list[tuple[str, bytes]],
+    event_time_field: str = EVENT_TIME_FIELD,
+) -> dict:
     """Serve ``payloads`` with a trained model (card state from ``history``) and measure."""
-    batch, timing = score_payloads(payloads, result, history)
+    batch, timing = score_payloads(payloads, result, history, event_time_field)
     scored = batch.scored
     ev = evaluate(
         scored["is_fraud"].to_numpy(),

@@ -1,8 +1,8 @@
 """Analyst feedback: verdicts on scored transactions, stored in the warehouse.
 
 The ``analyst_labels`` table holds one verdict per ``trans_num`` (a second verdict replaces
-the first) with the analyst and the time. Training can take live transactions with their
-verdicts as extra labelled rows through :func:`with_analyst_labels`.
+the first) with the analyst and the time. Monitoring and retraining read verdicts as labels
+that override the API's (``lib/monitoring.with_labels``).
 """
 
 from __future__ import annotations
@@ -44,14 +44,3 @@ def read_labels(wh: Warehouse, trans_nums: list[str] | None = None) -> pl.DataFr
     """Every verdict (or those on ``trans_nums``); empty when none was ever recorded."""
     where = {"trans_num": trans_nums} if trans_nums is not None else None
     return wh.read(TABLE, ANALYST_LABELS_SCHEMA, where=where)
-
-
-def with_analyst_labels(transactions: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
-    """Transactions that an analyst labelled, with ``is_fraud`` set to the analyst's verdict.
-
-    This is how training can use the feedback: live transactions (canonical frame) joined to
-    their verdicts become labelled rows, and override any label the API sent.
-    """
-    verdicts = labels.select("trans_num", pl.col("is_fraud").cast(pl.Int8).alias("_verdict"))
-    joined = transactions.join(verdicts, on="trans_num", how="inner")
-    return joined.with_columns(is_fraud=pl.col("_verdict")).drop("_verdict")
