@@ -1,5 +1,7 @@
 """The code location loads with the mission's assets, jobs and sensors."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -52,6 +54,28 @@ def test_production_settings_come_from_the_environment_not_code(monkeypatch) -> 
     ],
 )
 def test_passwords_are_masked_wherever_a_uri_is_shown(uri: str, shown: str) -> None:
-    from fraud_assets.lib.registry import redact
+    from fraud_assets.lib.redaction import redact
 
     assert redact(uri) == shown
+
+
+def test_scoring_runs_carry_a_maximum_runtime_that_run_monitoring_enforces() -> None:
+    import yaml
+
+    assert int(defs.get_job_def("scoring_job").tags["dagster/max_runtime"]) > 0
+    for path in ("dagster.yaml", "deploy/dagster.local.yaml"):
+        config = yaml.safe_load((Path(__file__).parents[1] / path).read_text())
+        assert config["run_monitoring"]["enabled"] is True, path
+        assert config["run_retries"]["enabled"] is True, path
+
+
+def test_the_loop_is_wired_schedules_sensors_and_jobs() -> None:
+    repo = defs.get_repository_def()
+    assert {"monitoring_job", "retraining_job", "recalibration_job", "rollback_job"} <= set(
+        repo.job_names
+    )
+    assert {s.name for s in repo.sensor_defs} >= {"alerts_sensor", "run_failure_alerts"}
+    retraining = repo.get_job("retraining_job")
+    assert {"rf_model", "hgb_model", "champion_model", "live_training_rows"} <= {
+        k.path[-1] for k in retraining.asset_layer.executable_asset_keys
+    }

@@ -176,6 +176,9 @@ def log_and_register(
             {
                 "feature_set_version": fs.version,
                 "feed_semantics": fs.semantics,
+                # the evaluation protocol the validation figures are measured under
+                "protocol": "api" if fs.semantics == "arrival" else "replay",
+                "live_rows": result.live_rows,
                 "train_rows": result.train_rows,
                 "fit_rows": result.fit_rows,
             }
