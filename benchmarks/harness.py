@@ -61,10 +61,10 @@ def start_platform(
     return start(cmd, env, root / "platform.log")
 
 
-def seed_platform(root: Path, history, fit_on=None, semantics: str = "arrival") -> str:  # noqa: ANN001
+def seed_platform(root: Path, history, fit_on=None, semantics: str = "arrival", params=None) -> str:  # noqa: ANN001, E501
     """A platform state under ``root`` as training would leave it: the training data, its card
-    state, and a champion (trained on ``fit_on``, by default ``history``) with its reference
-    rows. Returns the champion's version."""
+    state, and a champion (trained on ``fit_on``, by default ``history``, with ``params``) with
+    its reference rows. Returns the champion's version."""
     from fraud_assets.lib import registry
     from fraud_assets.lib.card_state import write_state
     from fraud_assets.lib.features import for_semantics
@@ -76,7 +76,7 @@ def seed_platform(root: Path, history, fit_on=None, semantics: str = "arrival") 
     store = LocalObjectStore(root / "objects")
     store.put_parquet("assets/raw_training_data.parquet", history)
     write_state(Warehouse(f"sqlite:///{root / 'warehouse.db'}"), fs, fs.build_state(history))
-    result = train(history if fit_on is None else fit_on, fs, TrainParams(n_jobs=2))
+    result = train(history if fit_on is None else fit_on, fs, params or TrainParams(n_jobs=2))
     uri = f"sqlite:///{root / 'mlflow.db'}"
     reg = registry.log_and_register(
         result,

@@ -241,13 +241,22 @@ def _quality(train_csv: Path, test_csv: Path, seeds: str, n_jobs: int) -> list[s
     return rows
 
 
-def run_all(data_dir: Path, n_jobs: int, scale_cards: int, skip_scale: bool, seeds: str) -> None:
+def run_all(
+    data_dir: Path,
+    n_jobs: int,
+    scale_cards: int,
+    skip_scale: bool,
+    seeds: str,
+    skip_quality: bool = False,
+) -> None:
     """Run every model benchmark and print the figures and a Markdown summary."""
     info = machine()
     print(json.dumps({"machine": info}), flush=True)
     train_csv, test_csv = data_dir / "sparkov_train.csv.gz", data_dir / "sparkov_test.csv.gz"
     rows: list[str] = []
-    if train_csv.exists() and test_csv.exists():
+    if skip_quality:
+        print("quality benchmarks skipped (--skip-quality)", flush=True)
+    elif train_csv.exists() and test_csv.exists():
         rows = _quality(train_csv, test_csv, seeds, n_jobs)
     else:
         print(f"no sparkov files in {data_dir}: skipping the quality benchmarks", flush=True)
@@ -320,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1.3M-row benchmark")
     parser.add_argument(
+        "--skip-quality", action="store_true", help="run only the 1.3M-row training benchmark"
+    )
+    parser.add_argument(
         "--seeds",
         default="0,1,2",
         help="seeds of API draws, comma-separated (default: %(default)s)",
@@ -335,7 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.part:
         print(json.dumps(PARTS[args.part](args)))
         return 0
-    run_all(args.data_dir, args.n_jobs, args.scale_cards, args.skip_scale, args.seeds)
+    run_all(
+        args.data_dir,
+        args.n_jobs,
+        args.scale_cards,
+        args.skip_scale,
+        args.seeds,
+        args.skip_quality,
+    )
     return 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.harness import start_platform, stop
+from benchmarks.harness import seed_platform, start_platform, stop
 from benchmarks.machine import describe
 from fraud_assets_tests.servers import free_port
 
@@ -49,17 +49,11 @@ def _write_csv(frame: pl.DataFrame, path: Path) -> None:
 
 
 def build(root: Path, cards: int) -> None:
-    """The feed's data, its card state, and a wrong champion, under ``root``."""
+    """The feed's data and card state, and a wrong champion, under ``root``."""
     import os
 
-    from fraud_assets.lib import registry
-    from fraud_assets.lib.card_state import write_state
-    from fraud_assets.lib.features import for_semantics
     from fraud_assets.lib.generator import GeneratorConfig, generate_transactions
-    from fraud_assets.lib.model import TrainParams, train
     from fraud_assets.lib.schema import training_csv_to_canonical
-    from fraud_assets.lib.storage import LocalObjectStore
-    from fraud_assets.lib.warehouse import Warehouse
     from fraud_assets.platform import SPLIT
 
     os.environ["FRAUD_DATA_DIR"] = str(root)
@@ -70,12 +64,6 @@ def build(root: Path, cards: int) -> None:
     when = pl.col("trans_date_trans_time").str.to_datetime("%Y-%m-%d %H:%M:%S")
     _write_csv(public.filter(when < SPLIT), root / "source" / "fraudTrain.csv")
     _write_csv(public.filter(when >= SPLIT), root / "source" / "fraudTest.csv")
-    training = training_csv_to_canonical(public.filter(when < SPLIT))
-    fs = for_semantics("arrival")
-    store = LocalObjectStore(root / "objects")
-    store.put_parquet("assets/raw_training_data.parquet", training)
-    write_state(Warehouse(f"sqlite:///{root / 'warehouse.db'}"), fs, fs.build_state(training))
-
     old = GeneratorConfig(
         n_cards=cards,
         start=dt.date(2017, 1, 1),
@@ -83,22 +71,11 @@ def build(root: Path, cards: int) -> None:
         seed=9,
         fraud_profile=OLD_FRAUD,
     )
-    stale = train(training_csv_to_canonical(generate_transactions(old)), fs, TrainParams(n_jobs=2))
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    reg = registry.log_and_register(
-        stale,
-        tracking_uri=uri,
-        experiment="fraud-detection",
-        model_name="fraud_rf",
-        artifact_location=(root / "mlartifacts").as_uri(),
+    seed_platform(
+        root,
+        training_csv_to_canonical(public.filter(when < SPLIT)),
+        fit_on=training_csv_to_canonical(generate_transactions(old)),
     )
-    registry.promote(
-        uri, "fraud_rf", reg.version, "benchmark: a champion from another time", "start"
-    )
-    reference = stale.validation_features.sample(
-        n=min(stale.validation_features.height, 20000), seed=0
-    )
-    store.put_parquet(f"references/fraud_rf/v{reg.version}.parquet", reference)
 
 
 def _scored(db: Path) -> pl.DataFrame:

@@ -17,12 +17,8 @@ import pytest
 import requests
 import yaml
 
-from fraud_assets.lib import registry
-from fraud_assets.lib.card_state import write_state
-from fraud_assets.lib.features import for_semantics
-from fraud_assets.lib.model import TrainParams, train
-from fraud_assets.lib.storage import LocalObjectStore
-from fraud_assets.lib.warehouse import Warehouse
+from benchmarks.harness import seed_platform
+from fraud_assets.lib.model import TrainParams
 from fraud_assets.standin.app import StandinConfig, create_app
 from fraud_assets_tests.conftest import SPLIT
 from fraud_assets_tests.servers import free_port, serve_app
@@ -34,19 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _champion(root: Path, dataset) -> None:  # noqa: ANN001
     """A champion, its card state and training data, as training would leave them."""
     history = dataset.canonical.filter(pl.col("event_time") < SPLIT)
-    fs = for_semantics("arrival")
-    result = train(history, fs, TrainParams(n_estimators=20, n_jobs=2))
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    reg = registry.log_and_register(
-        result,
-        tracking_uri=uri,
-        experiment="fraud-detection",
-        model_name="fraud_rf",
-        artifact_location=(root / "mlartifacts").as_uri(),
-    )
-    registry.promote(uri, "fraud_rf", reg.version, "chaos test", "start")
-    LocalObjectStore(root / "objects").put_parquet("assets/raw_training_data.parquet", history)
-    write_state(Warehouse(f"sqlite:///{root / 'warehouse.db'}"), fs, fs.build_state(history))
+    seed_platform(root, history, params=TrainParams(n_estimators=20, n_jobs=2))
 
 
 def _instance_home(root: Path) -> Path:

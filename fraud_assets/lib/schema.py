@@ -252,23 +252,25 @@ ALERTS_SCHEMA: dict[str, pl.DataType] = {
     "delivered": pl.Boolean(),
 }
 
+#: Columns the feature code reads; everything else (labels, names, ids) never reaches a model.
+FEATURE_INPUT_COLUMNS: tuple[str, ...] = (
+    "trans_num",
+    "event_time",
+    "cc_num",
+    "category",
+    "amt",
+    "gender",
+    "dob",
+    "city_pop",
+    "lat",
+    "long",
+    "merch_lat",
+    "merch_long",
+)
+
 #: The card history an event-time feed's features read: training rows, by card.
 CARD_HISTORY_SCHEMA: dict[str, pl.DataType] = {
-    c: TRANSACTION_SCHEMA[c]
-    for c in (
-        "trans_num",
-        "event_time",
-        "cc_num",
-        "category",
-        "amt",
-        "gender",
-        "dob",
-        "city_pop",
-        "lat",
-        "long",
-        "merch_lat",
-        "merch_long",
-    )
+    c: TRANSACTION_SCHEMA[c] for c in FEATURE_INPUT_COLUMNS
 }
 
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {

@@ -12,22 +12,9 @@ from __future__ import annotations
 import polars as pl
 
 from fraud_assets.lib.features.row import EVENT_ROW, row_features
+from fraud_assets.lib.schema import FEATURE_INPUT_COLUMNS
 
-#: Columns the feature code reads; everything else (labels, names, ids) never reaches a model.
-INPUT_COLUMNS: tuple[str, ...] = (
-    "trans_num",
-    "event_time",
-    "cc_num",
-    "category",
-    "amt",
-    "gender",
-    "dob",
-    "city_pop",
-    "lat",
-    "long",
-    "merch_lat",
-    "merch_long",
-)
+INPUT_COLUMNS = FEATURE_INPUT_COLUMNS
 
 HISTORY_WINDOWS: dict[str, str] = {"1h": "1h", "24h": "24h", "7d": "7d"}
 HISTORY_FEATURES: tuple[str, ...] = (
