@@ -92,3 +92,13 @@ def seed_platform(root: Path, history, fit_on=None, semantics: str = "arrival", 
         valid.sample(n=min(valid.height, 20_000), seed=0),
     )
     return reg.version
+
+
+def card_sample(history, rows: int):  # noqa: ANN001, ANN201
+    """A subset of ``history`` of about ``rows`` rows made of whole cards over the whole
+    period (a time slice would be shorter than training's warm-up and validation)."""
+    import polars as pl
+
+    per_card = history.group_by("cc_num").len().sort("cc_num")
+    keep = per_card.filter(pl.col("len").cum_sum() <= max(rows, 1))["cc_num"]
+    return history.filter(pl.col("cc_num").is_in(keep.implode()))

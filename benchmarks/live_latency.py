@@ -147,7 +147,7 @@ def large_history(root: Path, rows: int) -> None:
 
     import polars as pl
 
-    from benchmarks.harness import seed_platform
+    from benchmarks.harness import card_sample, seed_platform
     from fraud_assets.lib.generator import GeneratorConfig, generate_transactions, write_csv
     from fraud_assets.lib.schema import training_csv_to_canonical
 
@@ -169,7 +169,7 @@ def large_history(root: Path, rows: int) -> None:
             part.drop("").with_row_index("").with_columns(pl.col("").cast(pl.Int64)), source / name
         )
     history = training_csv_to_canonical(public.filter(when < cut))
-    seed_platform(root, history, fit_on=history.tail(50_000))
+    seed_platform(root, history, fit_on=card_sample(history, 100_000))
     print(f"history: {history.height:,} training rows", flush=True)
 
 

@@ -46,7 +46,7 @@ def build(root: Path, rows: int) -> tuple[list[str], str]:
     )
     cut = dt.datetime(2020, 6, 21)
     history = data.filter(pl.col("event_time") < cut)
-    seed_platform(root, history, fit_on=history.tail(60_000))
+    seed_platform(root, history)
     live = data.filter(pl.col("event_time") >= cut).head(rows)
     start = dt.datetime(2026, 10, 1)
     arrived = [
@@ -70,7 +70,7 @@ def build(root: Path, rows: int) -> tuple[list[str], str]:
     ensure_tables(wh)
     wh.upsert("live_transactions", live, update=False)
     # a second champion: what the re-scoring is for
-    fs_result = train(history.tail(60_000), _fs(), TrainParams(n_jobs=2, random_state=11))
+    fs_result = train(history, _fs(), TrainParams(n_jobs=2, random_state=11))
     uri = f"sqlite:///{root / 'mlflow.db'}"
     reg = registry.log_and_register(
         fs_result,
