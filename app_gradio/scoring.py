@@ -240,21 +240,35 @@ class Scorer:
         self._loaded: _Loaded | None = None
 
     def model(self) -> _Loaded:
-        """The champion and its explainer (cached per version, re-checked every ``ttl`` s).
+        """The champion and its explainer, cached per version. Every ``ttl`` s the registry is
+        asked again, in the background: a request never waits on the registry once a model
+        is loaded. Raises registry.NoChampionError when there is none yet."""
+        cur = self._loaded
+        if cur is None:
+            with self._lock:
+                return self._loaded or self._refresh(None)
+        if time.monotonic() - cur.checked_at >= self.ttl and self._lock.acquire(blocking=False):
+            cur.checked_at = time.monotonic()  # one refresh per interval
 
-        Raises registry.NoChampionError when there is none yet."""
-        with self._lock:
-            cur = self._loaded
-            if cur is not None and time.monotonic() - cur.checked_at < self.ttl:
-                return cur
-            info = registry.get_champion(self.tracking_uri, self.model_name)
-            if cur is not None and info is not None and info.version == cur.info.version:
-                cur.checked_at = time.monotonic()
-                return cur
-            model, info = registry.load_champion(self.tracking_uri, self.model_name, self.cache_dir)
-            explainer = Explainer(model.pipeline, model.feature_set)
-            self._loaded = _Loaded(model, info, explainer, time.monotonic())
-            return self._loaded
+            def refresh() -> None:
+                try:
+                    self._refresh(cur)
+                except Exception:  # noqa: BLE001 - keep serving the loaded model; log why
+                    log.exception("could not refresh the champion; serving v%s", cur.info.version)
+                finally:
+                    self._lock.release()
+
+            threading.Thread(target=refresh, daemon=True).start()
+        return cur
+
+    def _refresh(self, cur: _Loaded | None) -> _Loaded:
+        info = registry.get_champion(self.tracking_uri, self.model_name)
+        if cur is not None and info is not None and info.version == cur.info.version:
+            return cur
+        model, info = registry.load_champion(self.tracking_uri, self.model_name, self.cache_dir)
+        explainer = Explainer(model.pipeline, model.feature_set)
+        self._loaded = _Loaded(model, info, explainer, time.monotonic())
+        return self._loaded
 
     def _serve(self, tx: ManualTransaction) -> tuple[_Loaded, ScoredBatch]:
         loaded = self.model()
