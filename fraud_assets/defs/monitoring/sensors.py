@@ -5,6 +5,9 @@ import datetime as dt
 import json
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import (
+    COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+)
 
 from fraud_assets.defs.jobs import (
     monitoring_job,
@@ -53,6 +56,8 @@ def alerts_sensor(
         name = f"{key.asset_key.to_user_string()}:{key.name}"
         if record is None or record.id <= seen.get(name, 0):
             continue
+        if record.status not in COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES:
+            continue  # still running: no evaluation yet, look again on the next tick
         cursor[name] = record.id
         evaluation = (
             record.event.dagster_event.asset_check_evaluation_data if record.event else None
