@@ -99,7 +99,10 @@ SCORING_CODE_VERSION = "serving-2"
     kinds={"sql", "sklearn"},
     partitions_def=hourly_partitions,
     io_manager_key="warehouse_io_manager",
-    metadata={"lake_prefix": SCORED_PREFIX, "indexes": ["arrived_at", "model_version"]},
+    metadata={
+        "lake_prefix": SCORED_PREFIX,
+        "indexes": ["arrived_at", "model_version", "event_time"],
+    },
     deps=["live_transactions", "champion_model", "card_state"],
     code_version=SCORING_CODE_VERSION,
     backfill_policy=dg.BackfillPolicy.single_run(),
