@@ -82,6 +82,28 @@ def test_models_are_stored_in_a_format_that_runs_no_code_and_cached_per_version(
     assert registry.load_model_file(cached) is not None  # loads again with no registry at all
 
 
+def test_a_tampered_cache_is_never_loaded(trained, tmp_path) -> None:
+    uri, name = _registry(trained)
+    cache = tmp_path / "cache"
+    registry.cached_pipeline(cache, uri, name, "1")
+    fast = cache / name / "1" / registry.FAST_FILE
+    assert fast.is_file()  # later processes load this signed copy, not the registry's file
+    fast.write_bytes(fast.read_bytes()[:-1] + b"\x00")  # someone changes it
+    pipeline = registry.cached_pipeline(cache, uri, name, "1")  # reloaded from skops instead
+    assert hasattr(pipeline, "predict_proba")
+
+
+def test_the_light_champion_lookup_agrees_with_mlflow(trained) -> None:
+    uri, name = _registry(trained)
+    light, full = registry.champion_pointer(uri, name), registry.get_champion(uri, name)
+    assert (light.version, light.tags, light.calibration) == (
+        full.version,
+        full.tags,
+        full.calibration,
+    )
+    assert registry.champion_pointer(uri, "no_such_model") is None
+
+
 def test_a_model_file_with_a_foreign_type_is_refused(tmp_path) -> None:
     import skops.io
 

@@ -10,10 +10,13 @@ registry raises ``RegistryUnavailable``, so nothing acts on a registry it cannot
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import os
-import shutil
+import pickle
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,13 +218,13 @@ def _log_bytes(name: str, data: bytes) -> None:
         mlflow.log_artifact(str(path))
 
 
-def _describe(client, name: str, mv) -> RegisteredModel:  # noqa: ANN001
-    tags = dict(mv.tags)
-    run = client.get_run(mv.run_id)
+def _from_tags(
+    name: str, version: str, run_id: str, tags: dict[str, str], metrics: dict[str, float]
+) -> RegisteredModel:
     return RegisteredModel(
         name=name,
-        version=str(mv.version),
-        run_id=mv.run_id,
+        version=str(version),
+        run_id=run_id,
         semantics=tags.get("feed_semantics", "unknown"),
         feature_set_version=tags.get("feature_set_version", "unknown"),
         calibration=Calibration(float(tags.get("odds_factor", 1.0))),
@@ -230,8 +233,13 @@ def _describe(client, name: str, mv) -> RegisteredModel:  # noqa: ANN001
             min_expected_loss=float(tags.get("min_expected_loss", tags.get("review_cost", 5.0))),
         ),
         tags=tags,
-        metrics=dict(run.data.metrics),
+        metrics=metrics,
     )
+
+
+def _describe(client, name: str, mv) -> RegisteredModel:  # noqa: ANN001
+    run = client.get_run(mv.run_id)
+    return _from_tags(name, str(mv.version), mv.run_id, dict(mv.tags), dict(run.data.metrics))
 
 
 def get_champion(tracking_uri: str, model_name: str) -> RegisteredModel | None:
@@ -325,21 +333,59 @@ def previous_champion(tracking_uri: str, model_name: str) -> str | None:
 
 
 def cached_pipeline(cache_dir: Path, tracking_uri: str, model_name: str, version: str):  # noqa: ANN201
-    """Load one version's pipeline from the local cache, downloading it first if needed."""
-    target = cache_dir / model_name / str(version) / MODEL_FILE
+    """Load one version's pipeline from the local cache, downloading it first if needed.
+
+    The registry's skops file is loaded once with the allow-list; the object is then kept
+    beside it in a fast form, signed with a key only this cache holds, so later processes
+    load it in milliseconds after checking the signature (a model file from the registry is
+    never unpickled)."""
+    folder = cache_dir / model_name / str(version)
+    fast = folder / FAST_FILE
+    key = _cache_key(cache_dir)
+    if fast.is_file() and (folder / SIGNATURE_FILE).is_file():
+        data = fast.read_bytes()
+        if hmac.compare_digest((folder / SIGNATURE_FILE).read_text(), _sign(key, data)):
+            return pickle.loads(data)  # noqa: S301 - our own, signed, from a verified load
+        log.warning("model cache for %s v%s failed its signature; reloading", model_name, version)
+    target = folder / MODEL_FILE
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         try:
             client = _client(tracking_uri)
             mv = client.get_model_version(model_name, str(version))
             with tempfile.TemporaryDirectory() as tmp:
                 local = _download_model_file(mv.source, tmp, tracking_uri)
-                part = target.with_suffix(".part")
-                shutil.copyfile(local, part)
-                os.replace(part, target)
+                _atomic_write(target, Path(local).read_bytes())
         except Exception as exc:
             raise _unavailable(tracking_uri, exc) from None
-    return load_model_file(target)
+    pipeline = load_model_file(target)
+    data = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+    _atomic_write(fast, data)
+    _atomic_write(folder / SIGNATURE_FILE, _sign(key, data).encode())
+    return pipeline
+
+
+FAST_FILE, SIGNATURE_FILE = "model.fast", "model.fast.sig"
+
+
+def _cache_key(cache_dir: Path) -> bytes:
+    """The cache's signing key, made once (readable by this service's user only)."""
+    path = cache_dir / ".key"
+    if not path.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, secrets.token_bytes(32), mode=0o600)
+    return path.read_bytes()
+
+
+def _sign(key: bytes, data: bytes) -> str:
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    part = path.with_name(f"{path.name}.{os.getpid()}.part")
+    part.write_bytes(data)
+    os.chmod(part, mode)
+    os.replace(part, path)
 
 
 def _download_model_file(source: str, tmp: str, tracking_uri: str) -> Path:
@@ -354,11 +400,12 @@ def _download_model_file(source: str, tmp: str, tracking_uri: str) -> Path:
 def load_model_file(path: Path):  # noqa: ANN201
     """A pipeline from a skops file, refusing any type outside the allow-list."""
     import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
 
-    untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
-    if untrusted:
-        raise ValueError(f"model file holds types that are not allowed: {untrusted}")
-    return skops.io.load(path, trusted=TRUSTED_TYPES)
+    try:
+        return skops.io.load(path, trusted=TRUSTED_TYPES)
+    except UntrustedTypesFoundException as exc:
+        raise ValueError(f"model file holds types that are not allowed: {exc}") from None
 
 
 def serving_model(info: RegisteredModel, pipeline: object) -> ServingModel:
@@ -376,8 +423,10 @@ def serving_model(info: RegisteredModel, pipeline: object) -> ServingModel:
 def load_champion(
     tracking_uri: str, model_name: str, cache_dir: Path
 ) -> tuple[ServingModel, RegisteredModel]:
-    """The champion, ready to serve; NoChampionError if there is none."""
-    champ = get_champion(tracking_uri, model_name)
+    """The champion, ready to serve; NoChampionError if there is none. The alias is looked up
+    without importing MLflow (``champion_pointer``) and the model comes from the local cache,
+    so a scoring run pays neither MLflow's import nor a download."""
+    champ = champion_pointer(tracking_uri, model_name)
     if champ is None:
         raise NoChampionError(
             f"the MLflow registry at {redact(tracking_uri)} has no '{model_name}@{CHAMPION}'; "
@@ -385,6 +434,81 @@ def load_champion(
         )
     pipeline = cached_pipeline(cache_dir, tracking_uri, model_name, champ.version)
     return serving_model(champ, pipeline), champ
+
+
+def champion_pointer(tracking_uri: str, model_name: str) -> RegisteredModel | None:
+    """The champion's version and tags (no run metrics), read the light way: MLflow's REST API
+    for a tracking server, the store's own tables for the embedded SQLite store. None when
+    there is no champion; RegistryUnavailable when the registry cannot be read."""
+    try:
+        if tracking_uri.startswith(("http://", "https://")):
+            found = _alias_over_rest(tracking_uri, model_name)
+        elif tracking_uri.startswith("sqlite:///"):
+            found = _alias_in_sqlite(Path(tracking_uri.removeprefix("sqlite:///")), model_name)
+        else:
+            return get_champion(tracking_uri, model_name)
+    except RegistryUnavailable:
+        raise
+    except Exception as exc:
+        raise _unavailable(tracking_uri, exc) from None
+    if found is None:
+        return None
+    version, run_id, tags = found
+    return _from_tags(model_name, version, run_id, tags, {})
+
+
+def _alias_over_rest(base: str, model_name: str) -> tuple[str, str, dict] | None:
+    import requests
+
+    auth = None
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (
+            os.environ["MLFLOW_TRACKING_USERNAME"],
+            os.environ.get("MLFLOW_TRACKING_PASSWORD", ""),
+        )
+    headers = {}
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    resp = requests.get(
+        f"{base.rstrip('/')}/api/2.0/mlflow/registered-models/alias",
+        params={"name": model_name, "alias": CHAMPION},
+        auth=auth,
+        headers=headers,
+        timeout=15,
+    )
+    if resp.status_code == 404 or (resp.status_code == 400 and "not found" in resp.text.lower()):
+        return None
+    resp.raise_for_status()
+    mv = resp.json()["model_version"]
+    tags = {t["key"]: t["value"] for t in mv.get("tags", [])}
+    return str(mv["version"]), mv.get("run_id", ""), tags
+
+
+def _alias_in_sqlite(path: Path, model_name: str) -> tuple[str, str, dict] | None:
+    import sqlite3
+
+    if not path.is_file():
+        return None
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as conn:
+        try:
+            row = conn.execute(
+                "SELECT a.version, v.run_id FROM registered_model_aliases a JOIN model_versions v "
+                "ON v.name = a.name AND v.version = a.version WHERE a.name = ? AND a.alias = ?",
+                (model_name, CHAMPION),
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        if row is None:
+            return None
+        tags = dict(
+            conn.execute(
+                "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
+                (model_name, row[0]),
+            ).fetchall()
+        )
+    return str(row[0]), row[1], tags
 
 
 def frame_of_versions(tracking_uri: str, model_name: str) -> pl.DataFrame:

@@ -73,7 +73,9 @@ def transactions_sensor(
     for problem in problems:
         context.log.warning(problem)
     try:
-        champion = registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
+        champion = registry.champion_pointer(
+            mlflow_registry.tracking_uri, mlflow_registry.model_name
+        )
     except registry.RegistryUnavailable as exc:
         context.log.error(f"payloads landed, none planned: {exc}")
         return dg.SkipReason(f"payloads landed; not planning runs: {exc}")

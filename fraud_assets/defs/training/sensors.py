@@ -29,7 +29,7 @@ def training_bootstrap_sensor(
 ) -> dg.RunRequest | dg.SkipReason:
     # RegistryUnavailable propagates: the tick fails loudly, and no training starts on a
     # registry that cannot be seen (it may well hold a champion).
-    if registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name):
+    if registry.champion_pointer(mlflow_registry.tracking_uri, mlflow_registry.model_name):
         return dg.SkipReason("a champion model exists")
     active = context.instance.get_runs(
         filters=dg.RunsFilter(job_name=training_job.name, statuses=ACTIVE), limit=1
