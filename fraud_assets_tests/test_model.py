@@ -62,12 +62,10 @@ def test_trained_forest_finds_fraud_on_generated_data(dataset, fs) -> None:
 
 
 def test_calibration_divides_out_the_sampling_then_refits_on_the_latest_rows(dataset) -> None:
-    prior_only = train(
-        dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF, calibrate_on_validation=False)
-    )
+    prior_only = train(dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF))
     # sampling half the legitimate rows doubles the odds: the prior correction halves them
     assert prior_only.calibration.odds_factor == pytest.approx(0.5)
-    refit = train(dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF))
+    refit = train(dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF, calibrate_on_validation=True))
     assert refit.calibration.odds_factor != prior_only.calibration.odds_factor
     assert refit.validation.ece <= prior_only.validation.ece + 1e-9
     assert refit.validation.ap == pytest.approx(prior_only.validation.ap)  # ranking kept
