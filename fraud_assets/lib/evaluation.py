@@ -27,10 +27,11 @@ import numpy as np
 import polars as pl
 
 from fraud_assets.lib.api import encode_payload
+from fraud_assets.lib.calibration import recalibrate
 from fraud_assets.lib.features import for_semantics
 from fraud_assets.lib.landing import LANDING_PREFIX, Feed, landing_key, parse_payloads
 from fraud_assets.lib.metrics import evaluate
-from fraud_assets.lib.model import TrainParams, TrainResult, train
+from fraud_assets.lib.model import TrainParams, TrainResult, predict_raw, train
 from fraud_assets.lib.schema import read_training_csv
 from fraud_assets.lib.serving import FrameState, ScoredBatch, ServingModel, score_rows
 from fraud_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
@@ -214,7 +215,29 @@ def measure(
         "score_rows_per_s": scored.height / max(timing["score_seconds"], 1e-9),
         "model_mb": model_mb(result.pipeline),
         "peak_rss_mb": peak_rss_mb(),
+        **with_the_loop(batch, result),
     }
+
+
+#: Share of the stream (the earliest calls) whose delayed labels recalibrate the decision.
+LOOP_LABELLED_SHARE = 0.2
+
+
+def with_the_loop(batch: ScoredBatch, result: TrainResult) -> dict[str, float]:
+    """What the closed loop adds: the decision re-chosen (``calibration.recalibrate``, as
+    ``champion_calibration`` does) on the labels of the earliest ``LOOP_LABELLED_SHARE`` of
+    the stream, then measured on the rest. ``loop_*`` figures; empty when it changes nothing."""
+    scored = batch.scored
+    n = int(scored.height * LOOP_LABELLED_SHARE)
+    if n == 0 or scored.height - n == 0:
+        return {}
+    raw = predict_raw(result.pipeline, result.feature_set, batch.features)
+    y, amt = scored["is_fraud"].to_numpy(), scored["amt"].to_numpy()
+    new, _ = recalibrate(raw[:n], y[:n], amt[:n], result.calibration, result.decision)
+    cal = new or result.calibration
+    ev = evaluate(y[n:], cal.apply(raw[n:]), amt[n:], result.decision)
+    keep = ("ap", "precision", "recall", "flag_rate", "fraud_rate", "ece", "cost")
+    return {"loop_recalibrated": new is not None, **{f"loop_{k}": getattr(ev, k) for k in keep}}
 
 
 def evaluate_protocol(
