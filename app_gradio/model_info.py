@@ -97,6 +97,6 @@ def model_card(tracking_uri: str, model: ServingModel, info) -> ModelCard:  # no
         threshold=info.threshold,
         feature_set_version=info.feature_set_version,
         feed_semantics=info.semantics,
-        metrics=metrics_table(info.metrics),
+        metrics=metrics_table({**dict(run.data.metrics), **info.metrics}),
         importances=importances(model),
     )
