@@ -91,8 +91,10 @@ def free_port() -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=500)
-    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=500, help="timed calls (default: %(default)s)")
+    parser.add_argument(
+        "--warmup", type=int, default=30, help="untimed calls first (default: %(default)s)"
+    )
     parser.add_argument("--cards", type=int, default=300, help="cards in the generated data")
     parser.add_argument("--existing", action="store_true", help="use the configured platform")
     args = parser.parse_args(argv)

@@ -218,10 +218,19 @@ def single_refreshes(wh_factory, repeats: int = 3) -> dict[str, dict[str, float]
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="scored rows seeded (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--days", type=int, default=30, help="days the rows span (default: %(default)s)"
+    )
     parser.add_argument("--chunk", type=int, default=100_000, help="rows per upsert")
-    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=10,
+        help="concurrent browser sessions (default: %(default)s)",
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="per session")
     parser.add_argument("--time-range", default="all", help="the sessions' dashboard filter")
     parser.add_argument(

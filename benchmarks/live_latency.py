@@ -175,8 +175,18 @@ def large_history(root: Path, rows: int) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--transactions", type=int, default=100)
-    parser.add_argument("--rows-per-call", type=int, default=5)
+    parser.add_argument(
+        "--transactions",
+        type=int,
+        default=100,
+        help="transactions timed per phase (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rows-per-call",
+        type=int,
+        default=5,
+        help="rows the stand-in serves per API call (default: %(default)s)",
+    )
     parser.add_argument(
         "--history-rows",
         type=int,

@@ -133,15 +133,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.recovery", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--cards", type=int, default=300)
-    parser.add_argument("--rows-per-call", type=int, default=20)
+    parser.add_argument(
+        "--cards", type=int, default=300, help="cards in the generated feed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rows-per-call",
+        type=int,
+        default=20,
+        help="rows the stand-in serves per API call (default: %(default)s)",
+    )
     parser.add_argument(
         "--after-rows",
         type=int,
         default=3000,
         help="rows the new champion scores before measuring (default 3000)",
     )
-    parser.add_argument("--timeout-minutes", type=float, default=40)
+    parser.add_argument(
+        "--timeout-minutes",
+        type=float,
+        default=40,
+        help="give up after this long (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     print(json.dumps({"machine": describe()}), flush=True)
     started = time.monotonic()

@@ -127,7 +127,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.rescore", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=200_000,
+        help="live rows spread over the 720 hourly partitions (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     print(json.dumps({"machine": describe()}), flush=True)
     with tempfile.TemporaryDirectory(prefix="fraud-rescore-") as tmp:

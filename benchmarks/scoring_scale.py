@@ -103,8 +103,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.scoring_scale", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--small", type=int, default=50_000)
-    parser.add_argument("--large", type=int, default=1_350_000)
+    parser.add_argument(
+        "--small",
+        type=int,
+        default=50_000,
+        help="training rows of the small history (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=1_350_000,
+        help="training rows of the large history (default: %(default)s)",
+    )
     parser.add_argument("--setup", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--measure", help=argparse.SUPPRESS)

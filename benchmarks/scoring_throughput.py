@@ -31,8 +31,15 @@ SPLIT = dt.datetime(2020, 5, 1)
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--rows-per-payload", type=int, default=100)
+    parser.add_argument(
+        "--rows", type=int, default=100_000, help="transactions (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rows-per-payload",
+        type=int,
+        default=100,
+        help="rows per API payload (default: %(default)s)",
+    )
     parser.add_argument("--url", help="warehouse URL (default: a temporary SQLite file)")
     args = parser.parse_args(argv)
     print_machine()

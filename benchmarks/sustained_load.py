@@ -36,8 +36,15 @@ def _scored(db: Path) -> tuple[int, int, set[str]]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=20.0, help="transactions per second")
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--drain-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--minutes", type=float, default=10.0, help="measured window (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--drain-minutes",
+        type=float,
+        default=5.0,
+        help="wait this long for the backlog to drain (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     print_machine()
     with tempfile.TemporaryDirectory(prefix="fraud-load-") as tmp:

@@ -54,8 +54,14 @@ def scored_rows(n: int, seed: int = 0) -> pl.DataFrame:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--rows", type=int, default=100_000, help="rows written (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL server to write to (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     print_machine()
     frame = scored_rows(args.rows)
