@@ -6,8 +6,11 @@ import os
 import platform
 from importlib.metadata import version
 
+DEFAULT_LIBS = ("dagster", "polars", "scikit-learn", "psycopg", "pandas")
 
-def describe() -> dict[str, object]:
+
+def describe(libs: tuple[str, ...] = DEFAULT_LIBS) -> dict[str, object]:
+    """Cores, CPU model, memory, Python, OS and the versions of ``libs``."""
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -17,14 +20,14 @@ def describe() -> dict[str, object]:
     except OSError:
         pass
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    libs = {p: version(p) for p in ("dagster", "polars", "scikit-learn", "psycopg", "pandas")}
+    versions = {p: version(p) for p in libs}
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gb": round(mem_gb, 1),
         "python": platform.python_version(),
         "os": platform.platform(),
-        **libs,
+        **versions,
     }
 
 

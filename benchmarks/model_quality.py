@@ -20,41 +20,21 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+from benchmarks.machine import describe
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SCALE_CARDS = 1200  # ~1.3M rows from 2019-01-01 to 2020-06-21 with the generator's defaults
 
 
 def machine() -> dict[str, object]:
-    """Cores, CPU model, memory, Python and library versions."""
-    cpu = platform.processor() or platform.machine()
-    mem_gb = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem_gb = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
-    libs = ("scikit-learn", "polars", "numpy", "mlflow")
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "memory_gb": mem_gb,
-        "python": platform.python_version(),
-        "os": platform.platform(),
-        **{lib: metadata.version(lib) for lib in libs},
-    }
+    """The machine, with the model libraries' versions."""
+    return describe(("scikit-learn", "polars", "numpy", "mlflow"))
 
 
 # --- parts, each run in a fresh subprocess ---------------------------------------------------
