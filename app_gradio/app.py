@@ -24,7 +24,7 @@ from app_gradio.scoring import Scorer
 from app_gradio.views import client_key, drift_table, kpi_html  # noqa: F401 - the app's API
 from fraud_assets.lib.schema import CATEGORIES
 from fraud_assets.lib.warehouse import Warehouse
-from fraud_assets.settings import load_settings
+from fraud_assets.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,18 @@ DEFAULT_LIMIT = 4
 QUEUE_SIZE = 256
 
 
+def _built_once(settings: Settings) -> Callable[[], Warehouse]:
+    """The configured warehouse, built once (not from the environment at every request)."""
+    wh = config.warehouse(settings)
+    return lambda: wh
+
+
 def make_scorer() -> Scorer:
     settings = load_settings()
     return Scorer(
         settings.mlflow_tracking_uri,
         settings.model_name,
-        config.warehouse,
+        _built_once(settings),
         settings.feed_semantics,
         settings.model_cache_dir,
     )
@@ -310,11 +316,12 @@ def _score_tab(h: Handlers) -> None:
 def build_app(
     scorer: Scorer | None = None,
     dashboard: Dashboard | None = None,
-    warehouse: Callable[[], Warehouse] = config.warehouse,
+    warehouse: Callable[[], Warehouse] | None = None,
 ) -> gr.Blocks:
-    """The Blocks app. ``scorer``, ``dashboard`` and ``warehouse`` (a factory; the default
-    reads the environment at each call) default to the configured ones."""
+    """The Blocks app. ``scorer``, ``dashboard`` and ``warehouse`` (a factory) default to the
+    configured ones, read from the settings once."""
     settings = load_settings()
+    warehouse = warehouse or _built_once(settings)
     scorer = scorer or make_scorer()
     dashboard = dashboard or Dashboard(warehouse, settings.app_snapshot_seconds)
     h = Handlers(scorer, dashboard, warehouse, RateLimiter(settings.app_rate_limit_per_minute))

@@ -61,6 +61,22 @@ def test_trained_forest_finds_fraud_on_generated_data(dataset, fs) -> None:
     assert result.calibration.odds_factor > 0
 
 
+def test_served_forest_predicts_exactly_as_scikit_learn(dataset) -> None:
+    """The live path's single-thread forest predict equals predict_proba bit for bit, on a
+    batch with missing values (imputed) and on one row."""
+    result = train(dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF))
+    first = ARRIVAL.features[0]
+    features = result.validation_features.head(500).with_columns(  # some missing values
+        pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col(first)).alias(first)
+    )
+    x = ARRIVAL.matrix(features)
+    assert np.isnan(x).any()  # the imputer is part of what is compared
+    expected = result.pipeline.predict_proba(x)[:, 1]
+    assert np.array_equal(predict_raw(result.pipeline, ARRIVAL, features), expected)
+    assert np.array_equal(predict_raw(result.pipeline, ARRIVAL, features.head(1)), expected[:1])
+    assert np.unique(expected).size > 10  # real scores, not a constant
+
+
 def test_calibration_divides_out_the_sampling_then_refits_on_the_latest_rows(dataset) -> None:
     prior_only = train(dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF))
     # sampling half the legitimate rows doubles the odds: the prior correction halves them
