@@ -108,6 +108,32 @@ def test_a_repeated_tick_never_duplicates_a_row(trained) -> None:
     assert set(scored["trans_num"]) == landed_trans_nums(trained)
 
 
+def test_a_tick_adds_no_run_behind_one_that_has_not_started(trained) -> None:
+    """Runs coalesce: while a scoring run of the hour is queued, a tick lands new payloads
+    and moves its cursor but plans no second run; the queued run, once it starts, scores
+    every payload landed before it."""
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(instance=instance, resources=trained.resources) as context:
+        first_tick = transactions_sensor(context)
+    [first] = first_tick.run_requests
+    queued = instance.create_run_for_job(
+        defs.resolve_job_def("scoring_job"),
+        tags={"dagster/partition": first.partition_key, **first.tags},
+        status=dg.DagsterRunStatus.NOT_STARTED,  # queued runs need a code location
+    )
+    assert queued.status == dg.DagsterRunStatus.NOT_STARTED
+    with dg.build_sensor_context(
+        instance=instance, cursor=None, resources=trained.resources
+    ) as context:
+        second = transactions_sensor(context)
+    assert second.cursor > first_tick.cursor  # its new payloads are left to the queued run
+    assert [r for r in second.run_requests if r.partition_key == first.partition_key] == []
+    assert run(trained, first).success  # the queued run, when it starts
+    live, scored = tables(trained)
+    assert set(scored["trans_num"]) == landed_trans_nums(trained)
+    assert scored["trans_num"].is_unique().all()
+
+
 def test_bad_payloads_go_to_quarantine_and_never_become_rows(trained, standin_url) -> None:
     requests.post(f"{standin_url}/_control/faults", params={"kinds": "html"}, timeout=5)
     request = tick(trained).run_requests[0]

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import time
+from collections.abc import Collection
 
 import dagster as dg
 
@@ -35,11 +36,18 @@ def _hours_since(cursor_key: str | None, now: dt.datetime) -> list[str]:
     return hours
 
 
-def plan_runs(new_keys: list[str]) -> list[dg.RunRequest]:
-    """One run request per hour of new payloads; the run key makes a repeated tick harmless."""
+#: Statuses of a run that has not started yet: it will take every payload landed before it.
+WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+
+
+def plan_runs(new_keys: list[str], waiting: Collection[str] = ()) -> list[dg.RunRequest]:
+    """One run request per hour of new payloads, except hours in ``waiting`` (a scoring run
+    of that hour has not started yet and will take them: runs coalesce instead of queueing
+    one behind another). The run key makes a repeated tick harmless."""
     by_hour: dict[str, list[str]] = {}
     for key in sorted(new_keys):
-        by_hour.setdefault(hour_of_key(key), []).append(key)
+        if hour_of_key(key) not in waiting:
+            by_hour.setdefault(hour_of_key(key), []).append(key)
     return [
         dg.RunRequest(
             run_key=f"{hour}/{keys[-1].rsplit('/', 1)[-1]}",
@@ -94,7 +102,15 @@ def transactions_sensor(
         return dg.SkipReason("object storage unavailable; payloads are spooled locally")
     if not new_keys:
         return dg.SkipReason("no new payloads" + (f" ({problems[-1]})" if problems else ""))
-    return dg.SensorResult(run_requests=plan_runs(new_keys), cursor=max(new_keys))
+    return dg.SensorResult(
+        run_requests=plan_runs(new_keys, _waiting_hours(context.instance)), cursor=max(new_keys)
+    )
+
+
+def _waiting_hours(instance: dg.DagsterInstance) -> set[str]:
+    """Hours with a scoring run queued but not started."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=scoring_job.name, statuses=WAITING), limit=100)
+    return {r.tags["dagster/partition"] for r in runs if "dagster/partition" in r.tags}
 
 
 def _land_new_payloads(
