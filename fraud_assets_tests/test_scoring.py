@@ -233,3 +233,27 @@ def test_payloads_one_at_a_time_through_the_live_assets_match_the_evaluation_bat
     cols = ["trans_num", *model.feature_set.features]
     assert online.height == batch.height == rows.height
     assert online.select(cols).sort("trans_num").equals(batch.select(cols).sort("trans_num"))
+
+
+def test_monitoring_waits_for_a_champion_but_not_for_a_registry_that_is_down(
+    trained, tmp_path
+) -> None:  # noqa: ANN001
+    """A new platform still training its first model is not monitored (nothing to measure, no
+    false alarm); with a champion, or when the registry cannot be read, the run goes ahead
+    (an unreachable registry must fail loudly and alert, not skip quietly)."""
+    import datetime as dt
+
+    from fraud_assets.defs.monitoring.sensors import monitoring_schedule
+    from fraud_assets.defs.resources import MlflowResource
+
+    def evaluate(tracking_uri: str):  # noqa: ANN202
+        resource = MlflowResource(tracking_uri=tracking_uri, cache_dir=str(tmp_path / "cache"))
+        with dg.build_schedule_context(
+            resources={"mlflow_registry": resource},
+            scheduled_execution_time=dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC),
+        ) as context:
+            return monitoring_schedule(context)
+
+    assert isinstance(evaluate(f"sqlite:///{tmp_path / 'empty.db'}"), dg.SkipReason)
+    assert isinstance(evaluate(trained.resources["mlflow_registry"].tracking_uri), dg.RunRequest)
+    assert isinstance(evaluate("http://127.0.0.1:9"), dg.RunRequest)

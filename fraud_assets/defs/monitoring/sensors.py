@@ -14,7 +14,8 @@ from fraud_assets.defs.jobs import (
     recalibration_job,
     retraining_job,
 )
-from fraud_assets.defs.resources import MonitoringResource, WarehouseResource
+from fraud_assets.defs.resources import MlflowResource, MonitoringResource, WarehouseResource
+from fraud_assets.lib import registry
 from fraud_assets.lib.alerts import Alert, alert_key, raise_alerts, window_start
 from fraud_assets.settings import load_settings
 
@@ -119,13 +120,29 @@ def run_failure_alerts(
     )
 
 
-monitoring_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     job=monitoring_job,
     cron_schedule=load_settings().monitoring_cron,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Live performance, drift and the data checks (FRAUD_MONITORING_CRON, every "
-    "ten minutes by default).",
+    "ten minutes by default), once there is a champion to monitor.",
 )
+def monitoring_schedule(
+    context: dg.ScheduleEvaluationContext, mlflow_registry: MlflowResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Skips while the registry has no champion (a new platform still training its first
+    model): there is nothing to measure, and a failed run would only raise a false alarm. An
+    unreachable registry does not skip: the run fails and alerts."""
+    try:
+        champion = registry.champion_pointer(
+            mlflow_registry.tracking_uri, mlflow_registry.model_name
+        )
+    except registry.RegistryUnavailable:
+        champion = "unknown"
+    if champion is None:
+        return dg.SkipReason("no champion model yet: nothing to monitor")
+    return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat())
+
 
 retraining_schedule = dg.ScheduleDefinition(
     job=retraining_job,
