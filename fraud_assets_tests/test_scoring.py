@@ -1,5 +1,6 @@
 """The live path: the sensor lands payloads and plans runs; runs score every row exactly once."""
 
+import contextlib
 import json
 
 import dagster as dg
@@ -238,17 +239,26 @@ def test_payloads_one_at_a_time_through_the_live_assets_match_the_evaluation_bat
 def test_monitoring_waits_for_a_champion_but_not_for_a_registry_that_is_down(
     trained, tmp_path
 ) -> None:  # noqa: ANN001
+    with contextlib.ExitStack() as stack:
+        _monitoring_schedule_decisions(stack, trained, tmp_path)
+
+
+def _monitoring_schedule_decisions(stack, trained, tmp_path) -> None:  # noqa: ANN001
     """A new platform still training its first model is not monitored (nothing to measure, no
     false alarm); with a champion, or when the registry cannot be read, the run goes ahead
-    (an unreachable registry must fail loudly and alert, not skip quietly)."""
+    (an unreachable registry must fail loudly and alert, not skip quietly); while a
+    monitoring run is still going, no other is added behind it."""
     import datetime as dt
 
     from fraud_assets.defs.monitoring.sensors import monitoring_schedule
     from fraud_assets.defs.resources import MlflowResource
 
+    instance = stack.enter_context(dg.instance_for_test())
+
     def evaluate(tracking_uri: str):  # noqa: ANN202
         resource = MlflowResource(tracking_uri=tracking_uri, cache_dir=str(tmp_path / "cache"))
         with dg.build_schedule_context(
+            instance=instance,
             resources={"mlflow_registry": resource},
             scheduled_execution_time=dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC),
         ) as context:
@@ -257,3 +267,9 @@ def test_monitoring_waits_for_a_champion_but_not_for_a_registry_that_is_down(
     assert isinstance(evaluate(f"sqlite:///{tmp_path / 'empty.db'}"), dg.SkipReason)
     assert isinstance(evaluate(trained.resources["mlflow_registry"].tracking_uri), dg.RunRequest)
     assert isinstance(evaluate("http://127.0.0.1:9"), dg.RunRequest)
+    # a monitoring run still going: the next tick adds none behind it
+    instance.create_run_for_job(
+        defs.resolve_job_def("monitoring_job"), status=dg.DagsterRunStatus.STARTED
+    )
+    skipped = evaluate(trained.resources["mlflow_registry"].tracking_uri)
+    assert isinstance(skipped, dg.SkipReason) and "has not finished" in skipped.skip_message

@@ -4,6 +4,14 @@ import dagster as dg
 
 from fraud_assets.defs.scoring.partitions import hourly_partitions
 
+#: Statuses of a run that has not ended.
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.assets(
@@ -43,9 +51,13 @@ PLATFORM_CHECKS = dg.AssetSelection.checks(
     dg.AssetCheckKey(dg.AssetKey("scored_transactions"), "scored_transactions_complete"),
 )
 
+# In-process and one at a time (the `fraud/job: monitoring` limit in dagster.yaml): a step
+# per process would start six interpreters every few minutes on the scoring machine.
 monitoring_job = dg.define_asset_job(
     "monitoring_job",
     selection=dg.AssetSelection.assets("live_performance", "feature_drift") | PLATFORM_CHECKS,
+    executor_def=dg.in_process_executor,
+    tags={"fraud/job": "monitoring"},
     description="Live performance, drift, freshness, completeness and reconciliation checks.",
 )
 

@@ -10,6 +10,7 @@ from dagster._core.storage.asset_check_execution_record import (
 )
 
 from fraud_assets.defs.jobs import (
+    ACTIVE,
     monitoring_job,
     recalibration_job,
     retraining_job,
@@ -132,7 +133,8 @@ def monitoring_schedule(
 ) -> dg.RunRequest | dg.SkipReason:
     """Skips while the registry has no champion (a new platform still training its first
     model): there is nothing to measure, and a failed run would only raise a false alarm. An
-    unreachable registry does not skip: the run fails and alerts."""
+    unreachable registry does not skip: the run fails and alerts. Runs never pile up: a tick
+    skips while the previous monitoring run is queued or running."""
     try:
         champion = registry.champion_pointer(
             mlflow_registry.tracking_uri, mlflow_registry.model_name
@@ -141,6 +143,11 @@ def monitoring_schedule(
         champion = "unknown"
     if champion is None:
         return dg.SkipReason("no champion model yet: nothing to monitor")
+    active = context.instance.get_runs(
+        dg.RunsFilter(job_name=monitoring_job.name, statuses=ACTIVE), limit=1
+    )
+    if active:
+        return dg.SkipReason(f"monitoring run {active[0].run_id} has not finished yet")
     return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat())
 
 

@@ -4,16 +4,10 @@ import time
 
 import dagster as dg
 
-from fraud_assets.defs.jobs import training_job
+from fraud_assets.defs.jobs import ACTIVE, training_job
 from fraud_assets.defs.resources import MlflowResource
 from fraud_assets.lib import registry
 
-ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 #: A failed bootstrap is retried once per this many seconds, not on every tick.
 RETRY_SECONDS = 600
 
