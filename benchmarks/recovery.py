@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         db = root / "warehouse.db"
         stream_started = time.monotonic()
         result: dict = {"retrained": False, "promoted_version": None, "alert_after_s": None}
+        first = pl.DataFrame()
         deadline = stream_started + args.timeout_minutes * 60
         try:
             while time.monotonic() < deadline:
@@ -185,6 +186,10 @@ def main(argv: list[str] | None = None) -> dict:
                 scored = _scored(db)
                 versions = set(scored["version"]) if scored.height else set()
                 newer = sorted(v for v in versions if v != "1")
+                if not newer:
+                    # v1's figures as they stand before the promotion: once the new champion
+                    # re-scores an hour's partition, v1's scores of that hour are replaced
+                    first = scored
                 if newer:
                     result["promoted_version"] = newer[-1]
                     after = scored.filter(pl.col("version") == newer[-1])
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             stop(proc)
         scored = _scored(db)
-        before = _figures(scored.filter(pl.col("version") == "1"))
+        before = _figures(first.filter(pl.col("version") == "1")) if first.height else {"rows": 0}
         after = _figures(scored.filter(pl.col("version") == (result["promoted_version"] or "")))
         result["retrained"], result["champion_history"] = _history(root)
     result |= {
