@@ -10,6 +10,7 @@ from fraud_assets.defs.training.assets import HgbModelConfig, RfModelConfig
 from fraud_assets.lib.features import for_semantics
 from fraud_assets.lib.model import (
     TrainParams,
+    build_pipeline,
     default_params,
     predict_raw,
     sample_legit,
@@ -61,19 +62,21 @@ def test_trained_forest_finds_fraud_on_generated_data(dataset, fs) -> None:
     assert result.calibration.odds_factor > 0
 
 
-def test_served_forest_predicts_exactly_as_scikit_learn(dataset) -> None:
+def test_served_forest_predicts_exactly_as_scikit_learn() -> None:
     """The live path's single-thread forest predict equals predict_proba bit for bit, on a
     batch with missing values (imputed) and on one row."""
-    result = train(dataset.canonical, ARRIVAL, TrainParams(**SMALL_RF))
-    first = ARRIVAL.features[0]
-    features = result.validation_features.head(500).with_columns(  # some missing values
-        pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col(first)).alias(first)
-    )
-    x = ARRIVAL.matrix(features)
-    assert np.isnan(x).any()  # the imputer is part of what is compared
-    expected = result.pipeline.predict_proba(x)[:, 1]
-    assert np.array_equal(predict_raw(result.pipeline, ARRIVAL, features), expected)
-    assert np.array_equal(predict_raw(result.pipeline, ARRIVAL, features.head(1)), expected[:1])
+    rng = np.random.default_rng(7)
+    names = list(ARRIVAL.features)
+    x = rng.normal(size=(2000, len(names)))
+    y = (x[:, 0] + x[:, 1] + rng.normal(scale=0.5, size=2000) > 1.5).astype(int)
+    x[rng.random(x.shape) < 0.05] = np.nan  # the imputer is part of what is compared
+    pipeline = build_pipeline(TrainParams(**SMALL_RF))
+    pipeline.fit(x, y)
+    pipeline.set_params(model__n_jobs=1)  # as served
+    features = pl.DataFrame(x[:500], schema=names, orient="row")
+    expected = pipeline.predict_proba(ARRIVAL.matrix(features))[:, 1]
+    assert np.array_equal(predict_raw(pipeline, ARRIVAL, features), expected)
+    assert np.array_equal(predict_raw(pipeline, ARRIVAL, features.head(1)), expected[:1])
     assert np.unique(expected).size > 10  # real scores, not a constant
 
 
