@@ -14,13 +14,16 @@ ENV PYTHONUNBUFFERED=1 \
     GRADIO_ANALYTICS_ENABLED=False
 WORKDIR /app
 
-# Byte-compiled at build time: the unprivileged user cannot write .pyc files at run time.
+# Every dependency is pinned with its sha256 hashes (`make lock`), and pip, the base image's own,
+# checks them: --require-hashes refuses any file whose hash is not in the lock, and --no-deps any
+# package the lock does not name. Then the project itself, again without dependencies. pip
+# byte-compiles as it installs: the unprivileged user cannot write .pyc files at run time.
 COPY requirements.runtime.lock pyproject.toml README.md ./
-RUN pip install --no-cache-dir uv==0.13.9 \
- && uv pip install --system --no-cache --compile-bytecode -r requirements.runtime.lock
+RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes --no-deps \
+      -r requirements.runtime.lock
 COPY fraud_assets ./fraud_assets
 COPY app_gradio ./app_gradio
-RUN uv pip install --system --no-cache --compile-bytecode --no-deps . \
+RUN pip install --no-cache-dir --disable-pip-version-check --no-deps . \
  && python -m compileall -q fraud_assets app_gradio
 COPY deploy ./deploy
 COPY dagster.yaml workspace.yaml ${DAGSTER_HOME}/

@@ -39,7 +39,7 @@ bench: $(STAMP) ## Run the benchmarks (BENCH="app model_quality ..." picks some;
 
 lock: ## Re-resolve requirements.lock (dev) and requirements.runtime.lock (image) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
-	$(BIN)/uv pip compile pyproject.toml --extra k8s -c requirements.lock -o requirements.runtime.lock --python-version 3.11
+	$(BIN)/uv pip compile pyproject.toml --extra k8s -c requirements.lock -o requirements.runtime.lock --python-version 3.11 --generate-hashes
 
 clean: ## Remove the venv and local state
 	rm -rf $(VENV) .fraud_data

@@ -16,12 +16,12 @@ from typing import Any
 
 import gradio as gr
 
-from app_gradio import auth, config, data
+from app_gradio import auth, config, data, guard
 from app_gradio.dashboard import Dashboard
 from app_gradio.handlers import VERDICTS, Handlers
-from app_gradio.ratelimit import RateLimiter
 from app_gradio.scoring import Scorer
 from app_gradio.views import client_key, drift_table, kpi_html  # noqa: F401 - the app's API
+from fraud_assets.lib.ratelimit import RateLimiter
 from fraud_assets.lib.schema import CATEGORIES
 from fraud_assets.lib.warehouse import Warehouse
 from fraud_assets.settings import Settings, load_settings
@@ -71,6 +71,7 @@ def make_scorer() -> Scorer:
         _built_once(settings),
         settings.feed_semantics,
         settings.model_cache_dir,
+        limits=settings.row_limits(),
     )
 
 
@@ -338,7 +339,9 @@ def build_app(
 
 def launch(app: gr.Blocks, **kwargs: Any) -> tuple[Any, str, str]:
     """Launch as deployments do: loopback unless GRADIO_SERVER_NAME says otherwise, no run
-    history (form inputs are personal data), a login from FRAUD_APP_USERS(_FILE) when set.
+    history (form inputs are personal data), a login from FRAUD_APP_USERS(_FILE) when set,
+    sessions of FRAUD_APP_SESSION_HOURS, clients told apart behind FRAUD_APP_TRUSTED_PROXIES
+    (``guard.py``).
 
     Raises auth.InsecureStartup, before binding anything, when it would serve beyond loopback
     without a login and FRAUD_APP_ALLOW_ANONYMOUS is not true (auth.UsersError for a malformed
@@ -351,6 +354,7 @@ def launch(app: gr.Blocks, **kwargs: Any) -> tuple[Any, str, str]:
         "footer_links": ["api"],
         "css": CSS,
         "show_error": False,
+        "app_kwargs": guard.app_kwargs(settings, kwargs.pop("app_kwargs", None)),
     }
     if "auth" not in kwargs:
         users = auth.login_policy(settings, host)
@@ -358,4 +362,5 @@ def launch(app: gr.Blocks, **kwargs: Any) -> tuple[Any, str, str]:
             options["auth"] = auth.gradio_auth(users)
             options["auth_message"] = "Fraud analysts only: sign in with your analyst login."
             log.info("login required; %d analysts configured", len(users.names))
-    return app.launch(**(options | kwargs))
+    with guard.uvicorn_trusts_no_proxy():
+        return app.launch(**(options | kwargs))

@@ -14,15 +14,16 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app_gradio.ratelimit import RateLimiter
+from app_gradio.login_throttle import LoginThrottle, current_address
+from fraud_assets.lib.ratelimit import RateLimiter, is_loopback
 from fraud_assets.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ DEFAULT_ITERATIONS = 600_000
 #: Below this, an entry still works but the app warns that it is cheap to brute-force.
 WEAK_ITERATIONS = 100_000
 NAME = re.compile(r"^[^\s:,#$]+$")
-#: Login attempts allowed per user name and minute; beyond, attempts fail without hashing.
-LOGIN_ATTEMPTS_PER_MINUTE = 10
+#: Unknown names hashed against the decoy per minute, all clients together (0: no cap).
+DECOY_HASHES_PER_MINUTE = 30
 
 
 class UsersError(ValueError):
@@ -171,6 +172,9 @@ class Users:
     def __bool__(self) -> bool:
         return bool(self._hashes)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._hashes
+
     def __repr__(self) -> str:
         return f"Users({self.names})"
 
@@ -186,16 +190,6 @@ def load_users(settings: Settings) -> Users:
     if settings.app_users_file:
         items += entries_from_file(Path(settings.app_users_file).expanduser())
     return Users(parse_entries(items))
-
-
-def is_loopback(host: str | None) -> bool:
-    host = (host or "").strip().strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def login_policy(settings: Settings, host: str | None = None) -> Users | None:
@@ -220,22 +214,75 @@ def login_policy(settings: Settings, host: str | None = None) -> Users | None:
     )
 
 
+class HashTime:
+    """A running estimate of how long a check against the decoy takes (None before the
+    first; until then unknown names are hashed whatever the budget)."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        self.seconds = seconds if self.seconds is None else 0.8 * self.seconds + 0.2 * seconds
+
+
+async def checked(
+    users: Users,
+    name: str,
+    password: str,
+    decoys: RateLimiter,
+    timing: HashTime,
+    sleep: Callable[[float], Awaitable[object]],
+) -> bool:
+    """``users.verify`` in a worker thread, except for an unknown name once the decoy budget is
+    spent: refused after a sleep as long as a check usually takes, without hashing.
+
+    The trade-off: within the budget, an unknown name costs the same hashing as a known one,
+    so timing hides which names exist. Beyond it, a flood of unknown names costs no CPU, but
+    a refusal then takes the usual time rather than what hashing would take on a machine that
+    is busy at that moment, which a patient observer could tell apart from a known name."""
+    unknown = name not in users
+    if unknown and decoys.acquire("decoy") > 0 and timing.seconds is not None:
+        log.debug("decoy budget spent: an unknown name refused without hashing")
+        await sleep(timing.seconds)
+        return False
+    started = time.perf_counter()
+    ok = await asyncio.to_thread(users.verify, name, password)
+    if unknown:  # what a refusal imitates: a check against the decoy
+        timing.observe(time.perf_counter() - started)
+    return ok
+
+
 def gradio_auth(
-    users: Users, limiter: RateLimiter | None = None
+    users: Users,
+    throttle: LoginThrottle | None = None,
+    decoys: RateLimiter | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> Callable[[str, str], Awaitable[bool]]:
-    """The ``auth`` callable for ``launch``. Gradio awaits it on its event loop, so the hashing
-    (a fraction of a second by design) runs in a worker thread instead of stalling every
-    session; a name's attempts beyond the limit fail at once, without hashing."""
-    limiter = limiter or RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)
+    """The ``auth`` callable for ``launch``. Gradio awaits it on its event loop, so waits are
+    ``sleep`` and the hashing (a fraction of a second by design) runs in a worker thread,
+    never stalling other sessions. The client's address comes from the app's middleware
+    (``login_throttle.current_address``); ``throttle`` says how long an attempt waits before
+    it is checked, ``decoys`` caps the hashing unknown names cost."""
+    throttle = LoginThrottle() if throttle is None else throttle
+    decoys = RateLimiter(DECOY_HASHES_PER_MINUTE) if decoys is None else decoys
+    timing = HashTime()
 
     async def check(username: str, password: str) -> bool:
-        if limiter.acquire(username) > 0:
-            log.warning("too many login attempts for one user name; refused without checking")
+        address = current_address()
+        who = f"{username!r}" if username in users else "an unknown name"
+        wait = throttle.reserve(username, address)
+        if wait is None:
+            log.warning("login for %s from %s refused unchecked: too many at once", who, address)
             return False
-        ok = await asyncio.to_thread(users.verify, username, password)
-        if not ok:
-            known = username in users.names
-            log.warning("failed login%s", f" for {username!r}" if known else " (unknown name)")
+        if wait > 0:
+            log.warning("login for %s from %s waits %.1f s: repeated failures", who, address, wait)
+            await sleep(wait)
+        ok = await checked(users, username, password, decoys, timing, sleep)
+        if ok:
+            throttle.succeeded(username, address)
+        else:
+            throttle.failed(username, address)
+            log.warning("failed login for %s from %s", who, address)
         return ok
 
     return check

@@ -18,10 +18,11 @@ import polars as pl
 from app_gradio import data, monitoring
 from app_gradio.dashboard import Dashboard
 from app_gradio.model_info import model_card
-from app_gradio.ratelimit import RateLimiter, retry_message
 from app_gradio.scoring import InvalidTransaction, ManualTransaction, Scorer, parse_form
 from app_gradio.views import client_key, drift_table, kpi_html, warehouse_error
+from fraud_assets.lib.features import IncompatibleModel
 from fraud_assets.lib.feedback import record_label
+from fraud_assets.lib.ratelimit import RateLimiter, retry_message
 from fraud_assets.lib.registry import NoChampionError
 from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
 from fraud_assets.lib.warehouse import Warehouse
@@ -102,7 +103,7 @@ class Handlers:
 
     def _form(self, *fields: object) -> ManualTransaction:
         try:
-            return parse_form(*fields)
+            return parse_form(*fields, limits=self.scorer.limits)
         except InvalidTransaction as exc:
             raise gr.Error(f"Invalid transaction: {exc}", title="Invalid input") from exc
 
@@ -114,6 +115,8 @@ class Handlers:
                 "No champion model yet: the first training run registers one.",
                 title="No model",
             ) from exc
+        except IncompatibleModel as exc:
+            raise gr.Error(f"The champion cannot be served: {exc}", title="No model") from exc
 
     def score(
         self,
@@ -218,7 +221,7 @@ class Handlers:
         self.limit(request)
         try:
             loaded = self.scorer.model()
-        except NoChampionError:
+        except (NoChampionError, IncompatibleModel):
             empty = pl.DataFrame(schema={"metric": pl.String, "value": pl.Float64})
             imp = pl.DataFrame(schema={"feature": pl.String, "importance": pl.Float64})
             return "No champion model yet.", empty.to_pandas(), imp.to_pandas()

@@ -24,6 +24,7 @@ import polars as pl
 from fraud_assets.lib import registry
 from fraud_assets.lib.card_state import WarehouseState
 from fraud_assets.lib.explain import Explainer, Explanation
+from fraud_assets.lib.payloads import Limits, PayloadError, check_dob, event_time, row_checks
 from fraud_assets.lib.schema import CATEGORIES, TRANSACTION_SCHEMA
 from fraud_assets.lib.serving import ScoredBatch, ServingModel, score_rows
 from fraud_assets.lib.warehouse import Warehouse
@@ -86,8 +87,8 @@ def _number(value: object, name: str, errors: list[str]) -> float | None:
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        errors.append(f"{name} must be a number, not {value!r}")
+    except (TypeError, ValueError, OverflowError):
+        errors.append(f"{name} must be a number, not {str(value)[:40]!r}")
         return None
     if not math.isfinite(number):
         errors.append(f"{name} must be a finite number")
@@ -100,14 +101,61 @@ def _in_range(value: float | None, name: str, low: float, high: float, errors: l
         errors.append(f"{name} must be between {low:g} and {high:g}, not {value:g}")
 
 
+def _live_check(
+    name: str, check: Callable[[object], object], value: object, errors: list[str]
+) -> object:
+    """``value`` through the live path's own check for its column (``lib/payloads.py``), so
+    the form accepts exactly what a live row may hold; the problem is named by form field."""
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except PayloadError as exc:
+        errors.append(f"{name}: {exc}")
+        return None
+
+
 def parse_time(value: str | None, now: dt.datetime) -> dt.datetime:
-    """ISO date-time (``YYYY-MM-DD HH:MM[:SS]``, UTC unless an offset is given) to naive UTC."""
+    """ISO date-time (``YYYY-MM-DD HH:MM[:SS]``, UTC unless an offset is given) to naive UTC;
+    ValueError for anything else, and for a time before 1900 (the live path's bound)."""
     if value is None or not str(value).strip():
         return now
-    parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    return parsed
+    try:
+        return event_time(str(value).strip())
+    except PayloadError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _form_time(
+    transaction_time: object, now: dt.datetime, limits: Limits, errors: list[str]
+) -> dt.datetime | None:
+    try:
+        when = parse_time(None if transaction_time is None else str(transaction_time), now)
+    except ValueError as exc:
+        errors.append(
+            "transaction time must look like 2024-05-31 14:05:00 (UTC), "
+            f"not {str(transaction_time)[:40]!r} ({exc})"
+        )
+        return None
+    if when > now + limits.max_skew:
+        errors.append(f"transaction time {when} is in the future")
+        return None
+    return when
+
+
+def _form_dob(
+    date_of_birth: object, when: dt.datetime | None, now: dt.datetime, errors: list[str]
+) -> dt.date | None:
+    text = str(date_of_birth or "").strip()
+    try:
+        dob = dt.date.fromisoformat(check_dob(text))
+    except (PayloadError, ValueError):
+        errors.append(f"date of birth must look like 1980-12-31 (from 1900), not {text[:40]!r}")
+        return None
+    if dob > now.date() or (when is not None and dob > when.date()):
+        errors.append(f"date of birth {dob} is in the future")
+        return None
+    return dob
 
 
 def parse_form(
@@ -123,16 +171,23 @@ def parse_form(
     gender: object = None,
     city_population: object = None,
     now: dt.datetime | None = None,
+    limits: Limits | None = None,
 ) -> ManualTransaction:
-    """Validate the form; raise InvalidTransaction listing every problem found."""
+    """Validate the form with the live path's own checks and bounds (``limits``: an amount
+    above the live cap, a population of 1e300, a time in year 1 are refused); raise
+    InvalidTransaction listing every problem found."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    limits = limits or Limits()
+    checks = row_checks(limits)
     errors: list[str] = []
     amt = _number(amount, "amount", errors)
     if amt is not None and amt < 0:
         errors.append(f"amount must not be negative, not {amt:g}")
+    elif amt is not None:
+        amt = _live_check("amount", checks["amt"], amt, errors)
     cat = str(category or "").strip()
     if cat not in CATEGORIES:
-        errors.append(f"unknown category {cat!r} (choose from {', '.join(CATEGORIES)})")
+        errors.append(f"unknown category {cat[:40]!r} (choose from {', '.join(CATEGORIES)})")
     coords = {
         "merchant latitude": (merchant_lat, 90),
         "merchant longitude": (merchant_long, 180),
@@ -143,35 +198,21 @@ def parse_form(
     for name, (value, bound) in coords.items():
         parsed[name] = _number(value, name, errors)
         _in_range(parsed[name], name, -bound, bound, errors)
-    when: dt.datetime | None
-    try:
-        when = parse_time(None if transaction_time is None else str(transaction_time), now)
-    except ValueError:
-        when = None
-        errors.append(
-            f"transaction time must look like 2024-05-31 14:05:00 (UTC), not {transaction_time!r}"
-        )
-    dob: dt.date | None = None
-    try:
-        dob = dt.date.fromisoformat(str(date_of_birth or "").strip())
-    except ValueError:
-        errors.append(f"date of birth must look like 1980-12-31, not {date_of_birth!r}")
-    if dob is not None:
-        if dob > now.date() or (when is not None and dob > when.date()):
-            errors.append(f"date of birth {dob} is in the future")
-        elif (now.date() - dob).days > 120 * 366:
-            errors.append(f"date of birth {dob} is more than 120 years ago")
+    when = _form_time(transaction_time, now, limits, errors)
+    dob = _form_dob(date_of_birth, when, now, errors)
     card = re.sub(r"[\s-]", "", str(card_number or ""))
-    if card and not re.fullmatch(r"\d{8,19}", card):
-        errors.append("card number must be 8 to 19 digits (or left empty)")
+    if card:
+        card = _live_check("card number", checks["cc_num"], card, errors) or ""
     sex = str(gender or "").strip().upper()
     if sex not in GENDERS:
-        errors.append(f"gender must be F, M or empty, not {gender!r}")
-    pop: float | None = None
+        errors.append(f"gender must be F, M or empty, not {str(gender)[:10]!r}")
+    pop = None
     if city_population not in (None, ""):
         pop = _number(city_population, "city population", errors)
         if pop is not None and pop < 0:
             errors.append("city population must not be negative")
+        elif pop is not None:
+            pop = _live_check("city population", checks["city_pop"], pop, errors)
     if errors:
         raise InvalidTransaction(errors)
     return ManualTransaction(
@@ -230,8 +271,10 @@ class Scorer:
         semantics: str,
         cache_dir: Path,
         ttl: float = 30.0,
+        limits: Limits | None = None,
     ) -> None:
         self.tracking_uri, self.model_name = tracking_uri, model_name
+        self.limits = limits or Limits()
         self._warehouse = warehouse
         self.semantics = semantics
         self.cache_dir = cache_dir

@@ -79,6 +79,7 @@ def scored_chunk(
                 (pl.col("draw") < pl.col("fraud_probability") * 0.2).cast(pl.Int8)
             ),
             batch_hour=pl.col("event_time").dt.strftime("%Y-%m-%d-%H:00"),
+            decided_by=pl.lit("poll"),
         )
         .select(list(SCORED_TRANSACTIONS_SCHEMA))
         .cast(SCORED_TRANSACTIONS_SCHEMA)

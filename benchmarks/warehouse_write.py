@@ -47,6 +47,7 @@ def scored_rows(n: int, seed: int = 0) -> pl.DataFrame:
             "scored_at": [start] * n,
             "label_is_fraud": rng.integers(0, 2, n),
             "batch_hour": ["2026-11-28-00:00"] * n,
+            "decided_by": ["poll"] * n,
         },
         schema=SCORED_TRANSACTIONS_SCHEMA,
     ).unique("trans_num")

@@ -10,7 +10,8 @@
 #   fraud_writer  WAREHOUSE_WRITER_DB_PASSWORD  own schema warehouse in database warehouse: the
 #                                               code location creates and upserts its tables
 #   fraud_app     APP_DB_PASSWORD               read every warehouse table; insert and update
-#                                               analyst_labels; no DDL anywhere
+#                                               analyst_labels, insert (only) analyst_verdicts;
+#                                               no DDL anywhere
 #
 # Passwords reach psql through the environment (\getenv), never its command line. Use URL-safe
 # passwords (e.g. `openssl rand -hex 32`): services receive them inside connection URLs.
@@ -73,6 +74,18 @@ CREATE TABLE IF NOT EXISTS warehouse.analyst_labels (
     labelled_at TIMESTAMP,
     PRIMARY KEY (trans_num)
 );
+-- analyst_verdicts keeps every verdict ever given: the app may add to it, never change or
+-- remove one (append-only, enforced here).
+CREATE TABLE IF NOT EXISTS warehouse.analyst_verdicts (
+    verdict_id TEXT NOT NULL,
+    trans_num TEXT,
+    is_fraud BIGINT,
+    analyst TEXT,
+    labelled_at TIMESTAMP,
+    PRIMARY KEY (verdict_id)
+);
+CREATE INDEX IF NOT EXISTS analyst_verdicts_trans_num_idx ON warehouse.analyst_verdicts (trans_num);
 RESET ROLE;
 GRANT SELECT, INSERT, UPDATE ON warehouse.analyst_labels TO fraud_app;
+GRANT SELECT, INSERT ON warehouse.analyst_verdicts TO fraud_app;
 SQL

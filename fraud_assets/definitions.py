@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from fraud_assets.defs.io_managers import ParquetIOManager, WarehouseIOManager
+from fraud_assets.defs.io_managers import ParquetIOManager
 from fraud_assets.defs.jobs import (
     challenger_job,
     monitoring_job,
@@ -32,6 +32,12 @@ from fraud_assets.defs.resources import (
     WarehouseResource,
 )
 from fraud_assets.defs.scoring.assets import live_transactions, scored_transactions
+from fraud_assets.defs.scoring.decisions import (
+    decision_log_asset,
+    decision_log_fresh,
+    decisions_imported,
+    decisions_sensor,
+)
 from fraud_assets.defs.scoring.sensors import transactions_sensor
 from fraud_assets.defs.training.assets import (
     card_state,
@@ -68,7 +74,6 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
         "object_store": store,
         "warehouse": warehouse,
         "parquet_io_manager": ParquetIOManager(store=store),
-        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse, store=store),
         "mlflow_registry": MlflowResource(
             tracking_uri=_secret(config, "MLFLOW_TRACKING_URI", config.mlflow_tracking_uri),
             model_name=config.model_name,
@@ -112,12 +117,13 @@ defs = dg.Definitions(
         hgb_model,
         champion_model,
         live_transactions,
+        decision_log_asset,
         scored_transactions,
         live_performance,
         feature_drift,
         champion_calibration,
     ],
-    asset_checks=MONITORING_CHECKS,
+    asset_checks=[*MONITORING_CHECKS, decision_log_fresh, decisions_imported],
     jobs=[
         training_job,
         retraining_job,
@@ -127,7 +133,13 @@ defs = dg.Definitions(
         scoring_job,
         rollback_job,
     ],
-    sensors=[transactions_sensor, training_bootstrap_sensor, alerts_sensor, run_failure_alerts],
+    sensors=[
+        transactions_sensor,
+        decisions_sensor,
+        training_bootstrap_sensor,
+        alerts_sensor,
+        run_failure_alerts,
+    ],
     schedules=[monitoring_schedule, retraining_schedule],
     resources=build_resources(),
 )

@@ -9,6 +9,7 @@ it falls back to local files under FRAUD_DATA_DIR. Secret-bearing values reach D
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,8 @@ from typing import Literal
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fraud_assets.lib.payloads import Limits
 
 DEFAULT_API_URL = "http://127.0.0.1:8765"
 ENV_FILE = ".env"
@@ -117,6 +120,41 @@ class Settings(BaseSettings):
         120, validation_alias=_var("FRAUD_APP_RATE_LIMIT_PER_MINUTE")
     )
     app_snapshot_seconds: float = Field(5.0, validation_alias=_var("FRAUD_APP_SNAPSHOT_SECONDS"))
+    app_trusted_proxies: str = Field("", validation_alias=_var("FRAUD_APP_TRUSTED_PROXIES"))
+    app_session_hours: float = Field(12.0, gt=0, validation_alias=_var("FRAUD_APP_SESSION_HOURS"))
+
+    # --- the decision service (decision_api) -------------------------------------------------
+    decision_host: str = Field("127.0.0.1", validation_alias=_var("FRAUD_DECISION_HOST"))
+    decision_port: int = Field(8080, validation_alias=_var("FRAUD_DECISION_PORT"))
+    decision_clients: str | None = Field(
+        None,
+        validation_alias=_var("FRAUD_DECISION_CLIENTS"),
+        description="Comma-separated name:sha256:<hex of the token's SHA-256> entries "
+        "(`python -m decision_api token NAME` makes one); required off loopback.",
+    )
+    decision_disabled_clients: str = Field(
+        "", validation_alias=_var("FRAUD_DECISION_DISABLED_CLIENTS")
+    )
+    decision_metrics_token: str | None = Field(
+        None, validation_alias=_var("FRAUD_DECISION_METRICS_TOKEN")
+    )
+    decision_refresh_seconds: float = Field(
+        10.0, gt=0, validation_alias=_var("FRAUD_DECISION_REFRESH_SECONDS")
+    )
+    decision_max_batch: int = Field(100, gt=0, validation_alias=_var("FRAUD_DECISION_MAX_BATCH"))
+    decision_max_body_bytes: int = Field(
+        262_144, gt=0, validation_alias=_var("FRAUD_DECISION_MAX_BODY_BYTES")
+    )
+    decision_rate_limit_per_minute: int = Field(
+        600_000, validation_alias=_var("FRAUD_DECISION_RATE_LIMIT_PER_MINUTE")
+    )
+    decision_batch_wait_ms: float = Field(
+        1.0, ge=0, validation_alias=_var("FRAUD_DECISION_BATCH_WAIT_MS")
+    )
+    decision_queue_size: int = Field(
+        20_000, gt=0, validation_alias=_var("FRAUD_DECISION_QUEUE_SIZE")
+    )
+    decision_card_cache: int = Field(100_000, validation_alias=_var("FRAUD_DECISION_CARD_CACHE"))
 
     @field_validator("*", mode="before")
     @classmethod
@@ -160,6 +198,12 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "model_cache"
+
+    def row_limits(self) -> Limits:
+        """The bounds a live row must keep to, for every path that takes one."""
+        return Limits(
+            max_amount=self.max_amount, max_skew=dt.timedelta(hours=self.max_clock_skew_hours)
+        )
 
     def is_set(self, variable: str) -> bool:
         """Whether ``variable`` has a non-empty value (in the environment or ``.env``)."""

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from fraud_assets.lib.generator import GeneratorConfig, generate_transactions, write_csv
 from fraud_assets.lib.schema import training_csv_to_canonical
 from fraud_assets.standin.app import StandinConfig, create_app
 from fraud_assets_tests.servers import postgres_url, serve_app
+
+# Property tests: a bounded run in `make test`, a long one in `make test-props`.
+hypothesis_settings.register_profile("default", max_examples=300, deadline=None)
+hypothesis_settings.register_profile("long", max_examples=100_000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: Small but fraud-rich: ~120 cards over four months.
 SMALL = GeneratorConfig(

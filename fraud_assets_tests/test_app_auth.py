@@ -16,7 +16,6 @@ import pytest
 
 from app_gradio import auth
 from app_gradio.auth import InsecureStartup, PasswordHash, Users, UsersError
-from app_gradio.ratelimit import RateLimiter
 from fraud_assets.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,17 +131,6 @@ def test_serving_beyond_loopback_needs_logins_or_an_explicit_anonymous() -> None
     assert auth.login_policy(anon) is None
     # Logins, once configured, are required on loopback too.
     assert auth.login_policy(settings(app_server_name="127.0.0.1", app_users=entry)) is not None
-
-
-def test_the_login_check_limits_attempts_per_name() -> None:
-    users = Users(auth.parse_entries(auth.entries_from_env(docs_entry("alice", "pw"))))
-    check = auth.gradio_auth(users, RateLimiter(per_minute=3))
-
-    async def attempts() -> list[bool]:
-        return [await check("alice", p) for p in ("x", "y", "pw", "pw")]
-
-    assert asyncio.run(attempts()) == [False, False, True, False]  # the 4th is over the limit
-    assert asyncio.run(check("bob", "pw")) is False
 
 
 def run_module(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:

@@ -18,10 +18,10 @@ from polars.testing import assert_frame_equal
 from app_gradio import data, monitoring
 from app_gradio.app import kpi_html
 from app_gradio.dashboard import Dashboard
-from app_gradio.ratelimit import RateLimiter, retry_message
 from app_gradio.scoring import InvalidTransaction, parse_form
 from app_gradio.snapshot import SnapshotCache
 from fraud_assets.lib.feedback import read_labels, record_label
+from fraud_assets.lib.ratelimit import RateLimiter, retry_message
 from fraud_assets.lib.schema import (
     ALERTS_SCHEMA,
     CATEGORIES,
@@ -67,6 +67,7 @@ def scored_frame() -> pl.DataFrame:
                 "scored_at": T0 + dt.timedelta(minutes=m + 1),
                 "label_is_fraud": y,
                 "batch_hour": "h",
+                "decided_by": "poll",
             }
             for t, m, c, a, p, f, y in rows
         ],
@@ -215,6 +216,7 @@ def random_scored(n: int = 3000, days: int = 10, seed: int = 7) -> pl.DataFrame:
             ],
             "label_is_fraud": pl.Series(label).replace(-1, None),
             "batch_hour": "h",
+            "decided_by": rng.choice(["poll", "service", "stream"], n),
         },
         schema_overrides=SCORED_TRANSACTIONS_SCHEMA,
     ).select(list(SCORED_TRANSACTIONS_SCHEMA))
@@ -563,3 +565,37 @@ def test_space_files_pin_what_the_lock_pins() -> None:
     space_reqs = (ROOT / "space" / "requirements.txt").read_text()
     reqs = re.findall(r"^([a-z0-9_.-]+)(?:\[\w+\])?==([^\s]+)", space_reqs, re.M)
     assert reqs and all(lock[name] == version for name, version in reqs)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("amount", 2_000_000, "amount: amt 2000000.0 is outside 0..1e+06"),
+        ("amount", "1e400", "amount must be a finite number"),
+        ("city_population", 1e300, "city population: city_pop"),
+        ("city_population", "1e300", "city population: city_pop"),
+        ("transaction_time", "0001-01-01 00:00:00", "before 1900"),
+        ("transaction_time", "2999-01-01 00:00:00", "in the future"),
+        ("date_of_birth", "1850-01-01", "from 1900"),
+        ("date_of_birth", "\u0661\u0669\u0668\u0660-01-01", "date of birth must look like"),
+        ("card_number", "\u0664" * 16, "card number: cc_num must be 8 to 19 digits (0-9)"),
+    ],
+)
+def test_the_form_keeps_to_the_live_paths_bounds(field, value, message) -> None:  # noqa: ANN001
+    with pytest.raises(InvalidTransaction, match=re.escape(message)):
+        parse_form(**(FORM | {field: value}), now=NOW)
+
+
+def test_every_verdict_is_kept_with_who_and_when_and_the_latest_is_the_label(
+    warehouse: Warehouse,
+) -> None:
+    from fraud_assets.lib.feedback import verdict_history
+
+    record_label(warehouse, "t1", True, "alice", at=T0)
+    record_label(warehouse, "t1", False, "bob", at=T0 + dt.timedelta(hours=1))
+    record_label(warehouse, "t1", True, "carol", at=T0 + dt.timedelta(hours=2))
+    history = verdict_history(warehouse, "t1")
+    assert history.select("is_fraud", "analyst").rows() == [(1, "alice"), (0, "bob"), (1, "carol")]
+    assert history["labelled_at"].to_list() == [T0 + dt.timedelta(hours=h) for h in range(3)]
+    [label] = read_labels(warehouse, ["t1"]).rows(named=True)
+    assert (label["is_fraud"], label["analyst"]) == (1, "carol")

@@ -1,11 +1,13 @@
 """The deployment files read together, as a reviewer would: the image holds what the compose
 services run and runs unprivileged, base images are pinned, nothing secret has a default, the
-UIs are never published beyond loopback, each service uses its own database role, the image's
-runtime lock is the dev lock without the dev tools, dagster.yaml's compute logs fit dagster-aws,
-and the Helm values set what docs/deploy.md promises.
+UIs are never published beyond loopback, each service uses its own database role, its own MinIO
+user (scoped to its own prefixes) and its own MLflow login, MLflow requires a login, the app
+shares no network with Dagster or MinIO, the image's runtime lock is the dev lock without the dev
+tools and carries hashes the image checks, dagster.yaml's compute logs fit dagster-aws, and the
+Helm values and NetworkPolicies set what docs/deploy.md promises.
 
 All static and fast, except the integration tests at the end: they run deploy/postgres-init.sh
-on a throwaway PostgreSQL cluster and deploy/create-bucket.py against moto's S3 server.
+on a throwaway PostgreSQL cluster, and deploy/mlflow-server.sh with its login on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -425,6 +426,31 @@ def test_image_installs_the_runtime_lock_and_never_the_dev_lock(image: Image) ->
     assert not ignored, f".dockerignore drops files the Dockerfile copies: {ignored}"
 
 
+def install_commands(image: Image) -> list[list[str]]:
+    """Every package install the image's RUN lines make (pip, uv or python -m pip)."""
+    commands = []
+    for run in image.runs:
+        for part in re.split(r"&&|;|\|\|", run):
+            argv = shlex.split(part)
+            if argv and argv[0] in ("pip", "pip3", "uv", "python", "python3") and "install" in argv:
+                commands.append(argv)
+    return commands
+
+
+def test_the_image_installs_with_hash_checking(image: Image) -> None:
+    commands = install_commands(image)
+    locked = [c for c in commands if "requirements.runtime.lock" in c]
+    project = [c for c in commands if "." in c[c.index("install") + 1 :]]
+    assert locked and project, commands
+    for command in locked:
+        assert "--require-hashes" in command and "--no-deps" in command, command
+        assert command[command.index("requirements.runtime.lock") - 1] in ("-r", "--requirement")
+    for command in project:  # our own code, from the build context: no dependency resolution
+        assert "--no-deps" in command, command
+    others = [c for c in commands if c not in locked and c not in project]
+    assert not others, f"installs without hash checking: {others}"
+
+
 # -- what compose publishes, and its secrets --------------------------------------------------
 def test_the_base_stack_publishes_neither_the_dagster_ui_nor_mlflow() -> None:
     for name, spec in compose()["services"].items():
@@ -439,14 +465,46 @@ def test_no_service_publishes_a_ui_port_beyond_loopback(name: str) -> None:
     assert not any(exposed.values()), exposed
 
 
+def all_networks() -> dict[str, dict]:
+    networks: dict[str, dict] = {}
+    for name in COMPOSE_FILES:
+        for network, spec in (compose(name).get("networks") or {}).items():
+            networks[network] = {**networks.get(network, {}), **(spec or {})}
+    return networks
+
+
+def networks_of(spec: dict) -> set[str]:
+    networks = spec.get("networks") or []
+    return set(networks) if isinstance(networks, list) else set(networks)
+
+
 def test_services_without_a_published_port_have_no_route_out() -> None:
-    base = compose()
-    assert base["networks"]["backend"]["internal"] is True
+    defined = all_networks()
+    internal = {name for name, spec in defined.items() if spec.get("internal") is True}
+    assert {"backend", "data"} <= internal
+    members: dict[str, set[str]] = {network: set() for network in defined}
     for name, spec in all_services().items():
-        networks = spec.get("networks", [])
-        assert "backend" in networks, f"{name} is not on the internal network"
+        networks = networks_of(spec)
+        assert networks and networks <= set(defined), f"{name}: {networks}"
+        for network in networks:
+            members[network].add(name)
         if not published_ports(spec) and name != "code-location":  # runs call the API
-            assert networks == ["backend"], f"{name} can reach outside: {networks}"
+            assert networks <= internal, f"{name} can reach outside: {networks}"
+    # A network with a route out serves one service: its published port, or the code
+    # location's calls to the transactions API. Nothing else rides along.
+    shared = {n: m for n, m in members.items() if n not in internal and len(m) != 1}
+    assert not shared, shared
+    assert members["egress"] == {"code-location"}
+
+
+def test_the_app_shares_no_network_with_dagster_or_minio() -> None:
+    services = all_services()
+    app = networks_of(services["app"])
+    for other in ("webserver", "code-location", "daemon", "minio", "minio-setup", "ops-proxy"):
+        common = app & networks_of(services[other])
+        assert not common, f"the app shares {common} with {other}"
+    for needed in ("postgres", "mlflow"):  # what it does talk to
+        assert app & networks_of(services[needed]), f"the app cannot reach {needed}"
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
@@ -472,6 +530,296 @@ def test_the_app_container_requires_its_logins() -> None:
     app = environment(compose()["services"]["app"])
     assert app["FRAUD_APP_USERS"].startswith("${FRAUD_APP_USERS:?")
     assert app["GRADIO_SERVER_NAME"] == "0.0.0.0"
+
+
+# -- object storage: one MinIO user and policy per service ------------------------------------
+MINIO_DIR = ROOT / "deploy" / "minio"
+MINIO_SETUP = MINIO_DIR / "setup.sh"
+MINIO_ROOT_VARIABLES = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
+S3_BUCKET = "fraud"
+
+
+def minio_users() -> dict[str, str]:
+    """user -> the variable holding its secret key, as deploy/minio/setup.sh creates them."""
+    return dict(re.findall(r'^user_with_policy (\S+) "\$(\w+)"$', MINIO_SETUP.read_text(), re.M))
+
+
+def minio_policy(user: str) -> dict:
+    return json.loads((MINIO_DIR / f"{user}.json").read_text())
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def policy_allows(policy: dict, action: str, key: str) -> bool:
+    """Whether the policy lets ``action`` touch object ``key`` of the bucket, or, for
+    s3:ListBucket, list under the prefix ``key``. Only Allow statements with StringLike
+    conditions on s3:prefix are understood (the test below insists there are no others)."""
+    for statement in policy["Statement"]:
+        if not any(fnmatch(action, a) for a in _listed(statement["Action"])):
+            continue
+        resources = _listed(statement["Resource"])
+        if action == "s3:ListBucket":
+            if f"arn:aws:s3:::{S3_BUCKET}" not in resources:
+                continue
+            condition = statement.get("Condition", {}).get("StringLike", {})
+            prefixes = _listed(condition.get("s3:prefix", "*"))
+            if any(fnmatch(key, p) for p in prefixes):
+                return True
+        elif any(fnmatch(f"arn:aws:s3:::{S3_BUCKET}/{key}", r) for r in resources):
+            return True
+    return False
+
+
+def s3_services() -> dict[str, dict[str, str]]:
+    """service -> its environment, for every service that holds S3 credentials."""
+    return {
+        name: environment(spec)
+        for name, spec in all_services().items()
+        if "AWS_ACCESS_KEY_ID" in environment(spec)
+    }
+
+
+def expected_s3_access() -> dict[str, dict[str, str]]:
+    """MinIO user -> {key prefix: "rw" or "r"}, from the prefixes compose configures."""
+    services = compose()["services"]
+    code = environment(services["code-location"])
+    logs = environment(services["webserver"])["DAGSTER_COMPUTE_LOGS_PREFIX"].strip("/") + "/"
+    lake = code["FRAUD_S3_PREFIX"].strip("/") + "/"
+    source = re.fullmatch(
+        r"\$\{FRAUD_TRAINING_DATA_URL:-s3://fraud/(.+/)[^/]+\}", code["FRAUD_TRAINING_DATA_URL"]
+    ).group(1)
+    artifacts = environment(services["mlflow"])["MLFLOW_ARTIFACTS_DESTINATION"]
+    artifacts = artifacts.removeprefix(f"s3://{S3_BUCKET}/").strip("/") + "/"
+    return {
+        "fraud-code-location": {lake: "rw", logs: "rw", source: "r"},
+        "fraud-webserver": {logs: "r"},
+        "fraud-daemon": {logs: "rw"},
+        "fraud-mlflow": {artifacts: "rw"},
+    }
+
+
+def test_only_the_setup_job_uses_the_minio_root_user() -> None:
+    for name, spec in all_services().items():
+        text = json.dumps(spec)
+        uses_root = [v for v in MINIO_ROOT_VARIABLES if v in text]
+        if name in ("minio", "minio-setup"):
+            assert uses_root == list(MINIO_ROOT_VARIABLES), name
+        else:
+            assert not uses_root, f"{name} uses the MinIO root login"
+    setup = environment(all_services()["minio-setup"])
+    assert setup["MC_HOST_minio"].startswith("http://${MINIO_ROOT_USER:?")
+
+
+def test_each_service_has_its_own_minio_user_and_policy() -> None:
+    users = minio_users()
+    assert set(users) == set(expected_s3_access())
+    assert {p.stem for p in MINIO_DIR.glob("*.json")} == set(users), "a policy without a user"
+    holders = s3_services()
+    assert set(holders) == {"code-location", "webserver", "daemon", "mlflow"}
+    access_keys = [env["AWS_ACCESS_KEY_ID"] for env in holders.values()]
+    assert len(set(access_keys)) == len(access_keys), f"shared S3 credentials: {access_keys}"
+    setup_env = environment(all_services()["minio-setup"])
+    script = MINIO_SETUP.read_text()
+    for name, env in holders.items():
+        user = env["AWS_ACCESS_KEY_ID"]
+        assert user in users, f"{name}: {user} is not a user deploy/minio/setup.sh creates"
+        variable = users[user]
+        assert env["AWS_SECRET_ACCESS_KEY"].startswith(f"${{{variable}:?"), name
+        assert setup_env[variable].startswith(f"${{{variable}:?"), f"setup lacks {variable}"
+        assert f': "${{{variable}:?' in script, f"setup.sh does not require {variable}"
+    assert environment(compose()["services"]["code-location"])["FRAUD_S3_BUCKET"] == S3_BUCKET
+    assert f"BUCKET={S3_BUCKET}\n" in script
+
+
+def test_minio_policies_grant_each_service_its_own_prefixes_only() -> None:
+    probes = {"fraud/", "dagster/compute-logs/", "source/", "mlflow/", "other/", ""}
+    for user, access in expected_s3_access().items():
+        policy = minio_policy(user)
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow", user  # no Deny to reason about
+            assert set(statement.get("Condition", {})) <= {"StringLike"}, user
+            assert not any("*" in a for a in _listed(statement["Action"])), user
+        for prefix in probes | set(access):
+            granted = access.get(prefix, "")
+            key = f"{prefix}probe/part-0.parquet"
+            assert policy_allows(policy, "s3:GetObject", key) is ("r" in granted), (user, key)
+            for write in ("s3:PutObject", "s3:DeleteObject"):
+                assert policy_allows(policy, write, key) is ("w" in granted), (user, write, key)
+            listed = policy_allows(policy, "s3:ListBucket", f"{prefix}probe/")
+            assert listed is bool(granted), (user, "list", prefix)
+        assert not policy_allows(policy, "s3:ListBucket", ""), f"{user} lists the whole bucket"
+
+
+def test_the_app_has_no_s3_access() -> None:
+    app = environment(compose()["services"]["app"])
+    s3 = [k for k in app if k.startswith(("AWS_", "FRAUD_S3_"))]
+    assert not s3, f"the app holds S3 settings: {s3}"
+    assert "MINIO" not in json.dumps(app)
+    # It needs none: models come through the MLflow server, which proxies artifacts (the
+    # integration test below sees a new experiment's artifacts under mlflow-artifacts:).
+    mlflow = compose()["services"]["mlflow"]
+    assert environment(mlflow)["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
+    assert "--serve-artifacts" in MLFLOW_SCRIPT.read_text()
+
+
+@pytest.mark.parametrize(
+    ("action", "key", "allowed"),
+    [
+        ("s3:GetObject", "logs/a.txt", True),
+        ("s3:PutObject", "logs/a.txt", False),
+        ("s3:GetObject", "logsx/a.txt", False),
+        ("s3:ListBucket", "logs/2024/", True),
+        ("s3:ListBucket", "other/", False),
+    ],
+)
+def test_policy_check_reads_actions_resources_and_prefix_conditions(
+    action: str, key: str, allowed: bool
+) -> None:
+    policy = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{S3_BUCKET}/logs/*"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{S3_BUCKET}",
+                "Condition": {"StringLike": {"s3:prefix": ["logs/*"]}},
+            },
+        ]
+    }
+    assert policy_allows(policy, action, key) is allowed
+
+
+# -- MLflow: a login on every request, one per client -----------------------------------------
+MLFLOW_SCRIPT = ROOT / "deploy" / "mlflow-server.sh"
+MLFLOW_USERS_SCRIPT = ROOT / "deploy" / "mlflow-users.py"
+
+
+def mlflow_users() -> dict[str, str]:
+    """user -> the variable holding its password, as deploy/mlflow-users.py creates them."""
+    import runpy
+
+    return runpy.run_path(str(MLFLOW_USERS_SCRIPT))["USERS"]
+
+
+def test_mlflow_runs_the_basic_auth_app_and_answers_named_hosts_only(image: Image) -> None:
+    env = environment(compose()["services"]["mlflow"])
+    script = MLFLOW_SCRIPT.read_text()
+    assert env["MLFLOW_AUTH"] == "basic-auth"
+    assert "args+=(--app-name basic-auth)" in script
+    assert "MLFLOW_BASIC_AUTH_FAIL_CLOSED=true" in script
+    for variable in (
+        "MLFLOW_AUTH_ADMIN_USERNAME",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    ):
+        assert re.fullmatch(r"\$\{\w+:\?[^}]+\}", env[variable]), variable
+    hosts = env["MLFLOW_ALLOWED_HOSTS"].split(",")
+    assert "mlflow:5000" in hosts and not any("*" in h for h in hosts), hosts
+    assert not re.search(r"MLFLOW_ALLOWED_HOSTS:-[^}]", script), "a default host list"
+    assert not [line for line in script.splitlines() if "--allowed-hosts" in line and "*" in line]
+    # what the auth app needs is in the image
+    assert "flask-wtf" in lock_pins("requirements.runtime.lock")
+    assert image_has(image, posixpath.join(image.workdir, "deploy", MLFLOW_USERS_SCRIPT.name))
+
+
+def test_every_mlflow_client_has_its_own_login() -> None:
+    users = mlflow_users()
+    server = environment(compose()["services"]["mlflow"])
+    clients = {
+        name: environment(spec)
+        for name, spec in all_services().items()
+        if "MLFLOW_TRACKING_URI" in environment(spec)
+    }
+    assert {"code-location", "app"} <= set(clients)
+    logins = [env.get("MLFLOW_TRACKING_USERNAME") for env in clients.values()]
+    assert len(set(logins)) == len(logins), f"shared MLflow logins: {logins}"
+    for name, env in clients.items():
+        user = env.get("MLFLOW_TRACKING_USERNAME")
+        assert user in users, f"{name}: {user!r} is not a user deploy/mlflow-users.py creates"
+        variable = users[user]
+        assert env["MLFLOW_TRACKING_PASSWORD"].startswith(f"${{{variable}:?"), name
+        assert server[variable].startswith(f"${{{variable}:?"), f"MLflow lacks {variable}"
+    assert server["MLFLOW_AUTH_ADMIN_USERNAME"] not in users
+
+
+def test_mlflow_users_script_prepares_the_model_the_platform_trains() -> None:
+    import runpy
+
+    from fraud_assets.settings import Settings
+
+    helper = runpy.run_path(str(MLFLOW_USERS_SCRIPT))
+    default = Settings.model_fields["model_name"].default
+    assert helper["DEFAULT_MODEL_NAME"] == default
+    names = {
+        environment(spec).get("FRAUD_MODEL_NAME", default)
+        for name, spec in all_services().items()
+        if name == "mlflow" or "MLFLOW_TRACKING_URI" in environment(spec)
+    }
+    assert names == {default}, f"the server prepares one model, the clients use {names}"
+    code_location = environment(compose()["services"]["code-location"])
+    assert helper["MODEL_OWNER"] == code_location["MLFLOW_TRACKING_USERNAME"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MLFLOW_ALLOWED_HOSTS": "*"}, "not '*'"),
+        ({"MLFLOW_ALLOWED_HOSTS": "mlflow:5000, *"}, "not '*'"),
+        ({"MLFLOW_AUTH": "none"}, "MLFLOW_AUTH must be basic-auth"),
+        ({"MLFLOW_AUTH": "basic-auth"}, "MLFLOW_AUTH_ADMIN_USERNAME"),
+    ],
+)
+def test_mlflow_script_refuses_a_wildcard_host_and_a_missing_login(
+    env: dict[str, str], message: str
+) -> None:
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "MLFLOW_BACKEND_STORE_URI": "postgresql+psycopg2://mlflow:x@127.0.0.1:9/mlflow",
+        "MLFLOW_ARTIFACTS_DESTINATION": "s3://fraud/mlflow",
+    }
+    done = subprocess.run(
+        ["bash", str(MLFLOW_SCRIPT)], env={**base, **env}, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({}, "set MLFLOW_AUTH_ADMIN_USERNAME"),
+        ({"short": True}, "shorter than 12"),
+        ({"admin": "fraud-app"}, "may not be the client user"),
+    ],
+)
+def test_mlflow_users_script_refuses_missing_short_or_clashing_logins(
+    env: dict, problem: str
+) -> None:
+    import runpy
+
+    wanted_logins = runpy.run_path(str(MLFLOW_USERS_SCRIPT))["wanted_logins"]
+    values = {}
+    if env:
+        values = {variable: "p" * 12 for variable in mlflow_users().values()}
+        values["MLFLOW_AUTH_ADMIN_USERNAME"] = env.get("admin", "ops-admin")
+        values["MLFLOW_AUTH_ADMIN_PASSWORD"] = "p" * (11 if env.get("short") else 12)
+    with pytest.raises(SystemExit, match=problem):
+        wanted_logins(values)
+
+
+def test_the_ops_proxy_puts_its_login_before_the_dagster_ui() -> None:
+    caddy = (ROOT / "deploy" / "Caddyfile").read_text()
+    dagster_site = re.search(r"^:3000 \{(.*?)^\}", caddy, re.S | re.M).group(1)
+    assert "import login" in dagster_site and "reverse_proxy webserver:3000" in dagster_site
+    # MLflow asks for its own login: a second basic auth on the same header could never pass.
+    mlflow_site = re.search(r"^:5000 \{(.*?)^\}", caddy, re.S | re.M).group(1)
+    assert "reverse_proxy mlflow:5000" in mlflow_site
+    assert environment(compose()["services"]["mlflow"])["MLFLOW_AUTH"] == "basic-auth"
 
 
 # -- database roles ---------------------------------------------------------------------------
@@ -516,7 +864,8 @@ def test_the_app_role_is_granted_writes_on_analyst_labels_only() -> None:
     grants = re.findall(r"GRANT\s+([^;]*?)\s+TO\s+fraud_app\s*;", sql, re.S)
     writes = [g for g in grants if re.search(r"INSERT|UPDATE|DELETE|TRUNCATE|CREATE", g)]
     assert [" ".join(g.split()) for g in writes] == [
-        "SELECT, INSERT, UPDATE ON warehouse.analyst_labels"
+        "SELECT, INSERT, UPDATE ON warehouse.analyst_labels",
+        "SELECT, INSERT ON warehouse.analyst_verdicts",  # append-only: no UPDATE, no DELETE
     ]
     assert re.search(r"ALTER DEFAULT PRIVILEGES FOR ROLE fraud_writer[^;]*SELECT ON TABLES", sql)
 
@@ -542,10 +891,41 @@ def test_runtime_lock_agrees_with_the_dev_lock() -> None:
     assert wanted - set(runtime) == set()
 
 
+def unhashed_requirements(text: str) -> list[str]:
+    """Requirement lines (continuations joined, comments dropped) without a sha256 hash."""
+    bad = []
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if line and not re.search(r"--hash=sha256:[0-9a-f]{64}(\s|$)", line):
+            bad.append(" ".join(line.split()))
+    return bad
+
+
+def test_every_runtime_lock_pin_carries_a_hash() -> None:
+    text = (ROOT / "requirements.runtime.lock").read_text()
+    assert not unhashed_requirements(text)
+    assert len(lock_pins("requirements.runtime.lock")) > 100  # the check saw the pins
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ("a==1 \\\n    --hash=sha256:" + "0" * 64 + "\n    # via b\n", []),
+        ("a==1\n    # via b\n", ["a==1"]),
+        ("a==1 \\\n    --hash=md5:" + "0" * 32 + "\n", ["a==1 --hash=md5:" + "0" * 32]),
+        ("-e .\n", ["-e ."]),
+        ("# a==1\n", []),
+    ],
+)
+def test_hash_check_flags_requirements_without_a_sha256(text: str, flagged: list[str]) -> None:
+    assert unhashed_requirements(text) == flagged
+
+
 def test_runtime_lock_is_what_make_lock_makes() -> None:
     header = (ROOT / "requirements.runtime.lock").read_text().splitlines()[1]
     command = header.lstrip("#").strip()
     assert f"$(BIN)/{command}" in (ROOT / "Makefile").read_text()
+    assert "--generate-hashes" in command.split()
 
 
 # -- dagster.yaml's compute logs --------------------------------------------------------------
@@ -644,6 +1024,67 @@ def test_helm_values_hold_no_secret_and_match_dagster_yaml_limits(helm: dict) ->
     assert runs["maxConcurrentRuns"] == instance["runs"]["max_concurrent_runs"]
     assert runs["tagConcurrencyLimits"] == instance["runs"]["tag_concurrency_limits"]
     assert helm["concurrency"]["pools"]["defaultLimit"] == instance["pools"]["default_limit"]
+
+
+def test_helm_values_give_each_component_its_own_secrets(helm: dict) -> None:
+    deployment = helm["dagster-user-deployments"]["deployments"][0]
+    secrets = {
+        "daemon": {s["name"] for s in helm["dagsterDaemon"]["envSecrets"]},
+        "webserver": {s["name"] for s in helm["dagsterWebserver"]["envSecrets"]},
+        "code location": {s["name"] for s in deployment["envSecrets"]},
+    }
+    for name, names in secrets.items():
+        assert names, name
+        for other, other_names in secrets.items():
+            assert other == name or not names & other_names, f"{name} shares with {other}"
+    env = {item["name"]: item.get("value") for item in deployment["env"]}
+    assert env["MLFLOW_TRACKING_USERNAME"] in mlflow_users()
+    assert env["FRAUD_S3_PREFIX"].strip("/") + "/" in expected_s3_access()["fraud-code-location"]
+
+
+def network_policies() -> dict[str, dict]:
+    path = ROOT / "deploy" / "helm" / "networkpolicy.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert {d["kind"] for d in docs} == {"NetworkPolicy"}
+    return {d["metadata"]["name"]: d["spec"] for d in docs}
+
+
+def test_network_policy_lets_the_app_reach_mlflow_postgres_and_dns_only() -> None:
+    policies = network_policies()
+    app = policies["fraud-app"]
+    assert app["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "fraud-app"}
+    assert set(app["policyTypes"]) == {"Ingress", "Egress"}
+    reached = set()
+    for rule in app["egress"]:
+        assert rule.get("to") and rule.get("ports"), f"an egress rule allows anything: {rule}"
+        ports = frozenset(p["port"] for p in rule["ports"])
+        for peer in rule["to"]:
+            pods = peer.get("podSelector", {}).get("matchLabels")
+            if (
+                pods == {"app.kubernetes.io/name": "fraud-mlflow"}
+                and "namespaceSelector" not in peer
+            ):
+                reached.add(("mlflow", ports))
+            elif "ipBlock" in peer:
+                assert peer["ipBlock"]["cidr"].endswith("/32"), peer  # one address, not a range
+                reached.add(("postgres", ports))
+            elif pods == {"k8s-app": "kube-dns"}:
+                reached.add(("dns", ports))
+            else:
+                raise AssertionError(f"the app may reach {peer}")
+    assert reached == {
+        ("mlflow", frozenset({5000})),
+        ("postgres", frozenset({5432})),
+        ("dns", frozenset({53})),
+    }
+    assert [p["port"] for rule in app["ingress"] for p in rule["ports"]] == [7860]
+    # MLflow takes requests from its clients only.
+    mlflow = policies["fraud-mlflow"]
+    sources = [
+        peer["podSelector"]["matchLabels"] for rule in mlflow["ingress"] for peer in rule["from"]
+    ]
+    assert {"app.kubernetes.io/name": "fraud-app"} in sources
+    assert {"component": "user-deployments"} in sources
 
 
 # -- the checks above catch what they claim to ------------------------------------------------
@@ -904,6 +1345,12 @@ def test_the_app_reads_the_warehouse_and_writes_only_analyst_labels(roles_cluste
         assert denied(conn, f"INSERT INTO {LIVE_TABLE} VALUES ('t2', 1.0)")
         assert denied(conn, f"UPDATE {LIVE_TABLE} SET amt = 0")
         assert denied(conn, "DELETE FROM warehouse.analyst_labels")
+        with conn.transaction():  # every verdict is kept: added, never changed or removed
+            conn.execute(
+                "INSERT INTO warehouse.analyst_verdicts VALUES ('v1', 't1', 1, 'ana', now())"
+            )
+        assert denied(conn, "UPDATE warehouse.analyst_verdicts SET is_fraud = 0")
+        assert denied(conn, "DELETE FROM warehouse.analyst_verdicts")
         assert denied(conn, "CREATE TABLE warehouse.app_table (id INT)")
         assert denied(conn, "CREATE TABLE public.app_table (id INT)")
         assert denied(conn, "CREATE SCHEMA app_schema")
@@ -917,44 +1364,77 @@ def test_the_init_script_can_run_again_without_losing_data(roles_cluster: dict) 
         assert conn.execute(f"SELECT count(*) FROM {LIVE_TABLE}").fetchone() == (1,)
 
 
-# -- integration: the bucket set-up on a real S3 API -----------------------------------------
-def create_bucket(endpoint: str, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    script = str(ROOT / "deploy" / "create-bucket.py")
-    return subprocess.run(
-        [sys.executable, script, *args], env=env, capture_output=True, text=True, timeout=60
-    )
-
-
+# -- integration: the MLflow server with its login on ----------------------------------------
 @pytest.mark.integration
-def test_bucket_script_creates_the_bucket_once_and_waits_for_nothing_forever(
+def test_mlflow_server_with_login_refuses_anonymous_requests(
+    pg_url: str,
+    tmp_path: Path,
     monkeypatch,  # noqa: ANN001
 ) -> None:
-    import boto3
+    """deploy/mlflow-server.sh with MLFLOW_AUTH=basic-auth, as compose runs it (users and
+    permissions in the backend store's database, named hosts only), on loopback."""
+    pytest.importorskip(
+        "flask_wtf", reason="MLflow's basic-auth app needs Flask-WTF (mlflow[auth])"
+    )
+    import requests
 
-    from fraud_assets_tests.servers import free_port, moto_s3
+    from fraud_assets.lib import registry
+    from fraud_assets_tests.servers import free_port, fresh_database, mlflow_server
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    with moto_s3("existing") as url:
-        first = create_bucket(url, "fraud")
-        second = create_bucket(url, "fraud")
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
+    passwords = {user: f"{user}-password" for user in mlflow_users()}
+    port = free_port()
+    env = {
+        "MLFLOW_AUTH": "basic-auth",
+        "MLFLOW_AUTH_ADMIN_USERNAME": "ops-admin",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "ops-admin-password",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-signing-key-for-tests",
+        "MLFLOW_ALLOWED_HOSTS": f"127.0.0.1:{port}",
+        **{mlflow_users()[user]: password for user, password in passwords.items()},
+    }
+    app = ("fraud-app", passwords["fraud-app"])
+    code = ("fraud-code-location", passwords["fraud-code-location"])
+    admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+    with (
+        fresh_database(admin, "mlflow_auth") as db,
+        mlflow_server(db, str(tmp_path / "artifacts"), env, port=port) as url,
+    ):
+        api = f"{url}/api/2.0/mlflow"
+        search = {"url": f"{api}/experiments/search", "params": {"max_results": 1}, "timeout": 30}
+        assert requests.get(**search).status_code == 401
+        assert requests.get(**search, auth=("fraud-app", "not-the-password")).status_code == 401
+        assert requests.get(**search, auth=app).status_code == 200
+        for path in ("/", "/api/2.0/mlflow-artifacts/artifacts", "/graphql"):  # UI, artifacts
+            assert requests.get(url + path, timeout=30).status_code == 401, path
+        # The code location creates (and so manages) the experiment; the app only reads it.
+        created = requests.post(
+            f"{api}/experiments/create", json={"name": "probe"}, auth=code, timeout=30
         )
-        buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    assert first.returncode == 0 and "created bucket fraud" in first.stdout
-    assert second.returncode == 0 and "created" not in second.stdout
-    assert buckets == {"existing", "fraud"}
-    nobody = create_bucket(f"http://127.0.0.1:{free_port()}", "fraud", "--timeout", "2")
-    assert nobody.returncode == 1 and "did not answer" in nobody.stderr
+        assert created.status_code == 200, created.text
+        experiment = created.json()["experiment_id"]
+        got = requests.get(
+            f"{api}/experiments/get", params={"experiment_id": experiment}, auth=app, timeout=30
+        )
+        # artifacts go through the server: clients need no S3 credentials
+        assert got.json()["experiment"]["artifact_location"].startswith("mlflow-artifacts:")
+        renamed = requests.post(
+            f"{api}/experiments/update",
+            json={"experiment_id": experiment, "new_name": "taken-over"},
+            auth=app,
+            timeout=30,
+        )
+        assert renamed.status_code == 403
+        # The registered model exists from the start, managed by the code location alone.
+        tag = {"name": "fraud_rf", "key": "probe", "value": "1"}
+        set_tag = f"{api}/registered-models/set-tag"
+        assert requests.post(set_tag, json=tag, auth=code, timeout=30).status_code == 200
+        assert requests.post(set_tag, json=tag, auth=app, timeout=30).status_code == 403
+        # A Host header outside MLFLOW_ALLOWED_HOSTS is refused, login or not.
+        foreign = requests.get(**search, auth=app, headers={"Host": f"evil.example:{port}"})
+        assert foreign.status_code == 403
+        # The platform's own light look-up sends the login from the environment.
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", app[0])
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", app[1])
+        assert registry.champion_pointer(url, "fraud_rf") is None  # "no champion", not an error
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+        with pytest.raises(registry.RegistryUnavailable):
+            registry.champion_pointer(url, "fraud_rf")

@@ -130,3 +130,26 @@ def test_a_failing_store_write_leaves_nothing_half_done(parts, monkeypatch) -> N
     report = ingest(store, wh)  # the retry redoes it all
     assert report.rows_written == 1 and len(report.rejects) == 1
     assert pl.Series(list(store.list(QUARANTINE_PREFIX))).len() == 1
+
+
+def test_a_stored_row_hashed_the_old_way_is_no_false_conflict_after_an_upgrade(parts) -> None:  # noqa: ANN001
+    store, wh = parts
+    land(store, [body_of([with_value("amt", 10.0, tn("a"))])])
+    ingest(store, wh)
+    with wh.dialect.connect() as conn:  # as a row written before the hash scheme changed
+        conn.execute(f"UPDATE {wh.dialect.table(LIVE_TABLE)} SET row_hash = 'deadbeef'")
+    land(store, [body_of([with_value("amt", 10.0, tn("a"))])], 3)
+    land(store, [body_of([with_value("amt", 11.0, tn("a"))])], 6)
+    report = ingest(store, wh)
+    assert report.conflicts == 1 and report.rows_written == 0  # only the changed amount
+
+
+def test_a_stray_object_in_a_landing_hour_is_ledgered_and_reconciled(parts) -> None:  # noqa: ANN001
+    store, wh = parts
+    land(store, [body_of([with_value("amt", 1.0, tn("b"))])])
+    stray = f"{LANDING_PREFIX}/hour={HOUR[:13]}/README"
+    store.put_bytes(stray, b"notes from an operator")
+    assert stranded_keys(store, wh, LANDING_PREFIX, ARRIVED) == {HOUR: 1}
+    report = ingest(store, wh)
+    assert report.rows_written == 1 and [r.payload_key for r in report.rejects] == [stray]
+    assert stranded_keys(store, wh, LANDING_PREFIX, ARRIVED + dt.timedelta(hours=1)) == {}

@@ -97,6 +97,7 @@ def test_a_failed_check_alerts_once_and_starts_its_correction(trained) -> None:
             "scored_at": [now] * n,
             "label_is_fraud": [0] * n,
             "batch_hour": ["2026-01-01-00:00"] * n,
+            "decided_by": ["poll"] * n,
         },
         schema=SCORED_TRANSACTIONS_SCHEMA,
     )

@@ -66,6 +66,16 @@ BAD_ROWS = {
     "lat-out-of-range": (with_value("lat", 123.0), "outside"),
     "cc_num-letters": (with_value("cc_num", "4000abc"), "cc_num"),
     "city_pop-text": (with_value("city_pop", "many"), "whole number"),
+    "lone-surrogate": (with_value("first", "Sc\ud800tt"), "cannot be encoded as UTF-8"),
+    "escape-character": (with_value("street", "838 \x1b[31mAmy"), "control character"),
+    "newline": (with_value("job", "doctor\nrm -rf"), "control character"),
+    "bidi-override": (with_value("merchant", "fraud_\u202eevil"), "control character"),
+    "line-separator": (with_value("city", "Pem\u2028broke"), "control character"),
+    "cc_num-arabic-indic-digits": (with_value("cc_num", "\u0664\u0664\u0669" * 4), "0-9"),
+    "cc_num-fullwidth-digits": (with_value("cc_num", "\uff14" * 16), "0-9"),
+    "dob-arabic-indic-digits": (with_value("dob", "\u0661\u0669\u0665\u0665-11-07"), "dob"),
+    "dob-1899": (with_value("dob", "1899-12-31"), "before 1900"),
+    "dob-after-the-transaction": (with_value("dob", "2024-10-29"), "after the transaction"),
 }
 
 
@@ -137,3 +147,108 @@ def test_a_repeat_with_other_content_is_a_conflict_and_the_first_copy_is_kept() 
     assert (
         conflict["kept_payload_key"] == keys[0] and conflict["conflicting_payload_key"] == keys[2]
     )
+
+
+EVENT_COLUMNS = [*COLUMNS, "event_time"]
+
+
+@pytest.mark.parametrize(
+    ("event_time", "reason"),
+    [
+        ("0001-01-01T00:00:00", "before 1900"),
+        ("1899-12-31 23:59:59", "before 1900"),
+        (-2_300_000_000_000, "between 1900 and 9999"),
+        ("\u0662\u0660\u0662\u0664-10-28T16:00:00", "not an ISO date-time"),
+        ("2024-10-28T16:00:00\x00", "not an ISO date-time"),
+        (1.5e12, "integer epoch milliseconds"),
+    ],
+)
+def test_an_implausible_event_time_is_set_aside(event_time: object, reason: str) -> None:
+    body = body_of(
+        [[*GOOD_ROW, event_time], [*with_value("trans_num", "f" * 32), 1]], EVENT_COLUMNS
+    )
+    parsed = parse_body(body, ARRIVED, "event_time")
+    assert [r.row for r in parsed.rejects][:1] == [0] and reason in parsed.rejects[0].reason
+
+
+def test_a_string_that_cannot_be_utf8_never_blocks_the_batch() -> None:
+    """The outside review's case: valid JSON text holding a lone surrogate once raised
+    UnicodeEncodeError out of parse_payloads and lost the whole batch, at every retry."""
+    hostile = json.dumps(
+        json.dumps({"columns": COLUMNS, "data": [with_value("first", "\ud800", "e" * 32)]})
+    ).encode()
+    keys = [landing_key(ARRIVED + dt.timedelta(seconds=i)) for i in range(2)]
+    batch = parse_payloads(
+        [(keys[0], hostile), (keys[1], body_of([with_value("trans_num", "a" * 32)]))]
+    )
+    assert batch.rows["trans_num"].to_list() == ["a" * 32]
+    outcomes = dict(zip(batch.ledger["payload_key"], batch.ledger["outcome"], strict=True))
+    assert outcomes == {keys[0]: "rejected", keys[1]: "loaded"}
+
+
+def test_a_stray_object_under_a_landing_hour_is_ledgered_not_fatal() -> None:
+    stray = "landing/transactions/hour=2024-10-28-16/notes.txt"
+    good = landing_key(ARRIVED)
+    batch = parse_payloads(
+        [(stray, b"hello"), (good, body_of([GOOD_ROW]))], hour="2024-10-28-16:00"
+    )
+    outcomes = dict(zip(batch.ledger["payload_key"], batch.ledger["outcome"], strict=True))
+    assert outcomes == {stray: "rejected", good: "loaded"}
+    assert "not a landed payload" in batch.rejects[0].reason
+    assert set(batch.ledger["batch_hour"]) == {"2024-10-28-16:00"}
+
+
+CONTENT = [c for c in COLUMNS if c not in ("current_time",)]
+CHANGED = {
+    "cc_num": 4000123412341234,
+    "merchant": "fraud_Other",
+    "category": "travel",
+    "amt": 61.0,
+    "first": "Sam",
+    "last": "Edward",
+    "gender": "F",
+    "street": "839 Amy Street",
+    "city": "Lumberton",
+    "state": "SC",
+    "zip": 28373,
+    "lat": 34.7,
+    "long": -79.2,
+    "city_pop": 14784,
+    "job": "Nurse",
+    "dob": "1955-11-08",
+    "merch_lat": 34.4,
+    "merch_long": -78.7,
+    "is_fraud": 1,
+}
+
+
+@pytest.mark.parametrize("column", sorted(CHANGED))
+def test_a_repeat_that_differs_in_any_content_column_is_a_conflict(column: str) -> None:
+    keys = [landing_key(ARRIVED + dt.timedelta(seconds=i)) for i in range(2)]
+    first = body_of([with_value("trans_num", "d" * 32)])
+    other = body_of([with_value(column, CHANGED[column], "d" * 32)])
+    batch = parse_payloads(list(zip(keys, [first, other], strict=True)))
+    assert batch.conflicts.height == 1, column
+
+
+def test_for_payload_feeds_a_different_event_time_is_a_conflict_for_arrival_feeds_not() -> None:
+    keys = [landing_key(ARRIVED + dt.timedelta(seconds=i)) for i in range(2)]
+    rows = [[*GOOD_ROW, 1_730_000_000_000], [*GOOD_ROW, 1_730_000_060_000]]
+    bodies = [body_of([r], EVENT_COLUMNS) for r in rows]
+    payload = parse_payloads(list(zip(keys, bodies, strict=True)), Feed("payload"))
+    assert payload.conflicts.height == 1
+    # The same two calls under arrival semantics: the event time is the arrival itself.
+    arrival = parse_payloads(list(zip(keys, bodies, strict=True)), Feed("arrival"))
+    assert arrival.conflicts.height == 0 and arrival.duplicates == 1
+
+
+def test_the_row_hash_cannot_be_fooled_by_separators_inside_fields() -> None:
+    import polars as pl
+
+    from fraud_assets.lib.landing import row_hash
+
+    frame = pl.DataFrame(
+        {"a": ["x\x1fy", "x", None, "", "-", "1:x"], "b": ["z", "y\x1fz", "", None, None, None]}
+    )
+    hashes = frame.select(h=row_hash(("a", "b")))["h"].to_list()
+    assert len(set(hashes)) == len(hashes)

@@ -48,20 +48,26 @@ def landed_trans_nums(platform: Platform) -> set[str]:
     store = platform.resources["object_store"].store()
     out: set[str] = set()
     for key in store.list(LANDING_PREFIX):
-        inner = json.loads(json.loads(store.get_bytes(key)))
-        col = inner["columns"].index("trans_num")
+        try:
+            inner = json.loads(json.loads(store.get_bytes(key)))
+            col = inner["columns"].index("trans_num")
+        except (ValueError, TypeError):
+            continue  # a poison payload (an HTML page, say): quarantined, no rows
         out |= {row[col] for row in inner["data"]}
     return out
 
 
-def test_sensor_lands_payloads_before_it_plans_a_run(trained) -> None:
+def test_sensor_lands_payloads_before_it_plans_a_run(trained, monkeypatch) -> None:
     result = tick(trained)
     assert isinstance(result, dg.SensorResult)
     [request] = result.run_requests
     store = trained.resources["object_store"].store()
     keys = list(store.list(hour_prefix(request.partition_key)))
     assert keys and result.cursor == max(keys)
-    assert request.run_key == f"{request.partition_key}/{keys[-1].rsplit('/', 1)[-1]}"
+    assert request.run_key.startswith(f"{request.partition_key}/{keys[-1].rsplit('/', 1)[-1]}/")
+    monkeypatch.setenv("FRAUD_CALLS_PER_TICK", "0")
+    again = tick(trained, result.cursor)  # nothing new landed or ran: the same run is asked for
+    assert request.run_key in {r.run_key for r in again.run_requests}
 
 
 def test_scoring_run_scores_every_landed_row_once_and_reruns_change_nothing(trained) -> None:
@@ -273,3 +279,48 @@ def _monitoring_schedule_decisions(stack, trained, tmp_path) -> None:  # noqa: A
     )
     skipped = evaluate(trained.resources["mlflow_registry"].tracking_uri)
     assert isinstance(skipped, dg.SkipReason) and "has not finished" in skipped.skip_message
+
+
+def test_a_late_landing_and_a_capped_backlog_are_all_scored_with_no_human_action(
+    trained, monkeypatch
+) -> None:
+    """A payload spooled while the store failed lands later under a key older than the
+    cursor, and the backlog is larger than a run's cap: every landed payload is still
+    planned, parsed and scored, by ticks and runs alone."""
+    from fraud_assets.defs.resources import FeedResource
+    from fraud_assets.lib.ingest import LEDGER_TABLE
+    from fraud_assets.lib.landing import LEDGER_SCHEMA
+    from fraud_assets.lib.storage import LocalObjectStore
+
+    real_put, failures = LocalObjectStore.put_bytes, []
+
+    def flaky_put(self, key: str, data: bytes) -> None:  # noqa: ANN001
+        if key.startswith(LANDING_PREFIX) and not failures:
+            failures.append(key)
+            raise ConnectionError("object store dropped the write")
+        real_put(self, key, data)
+
+    monkeypatch.setattr(LocalObjectStore, "put_bytes", flaky_put)
+    monkeypatch.setenv("FRAUD_CALLS_PER_TICK", "4")
+    capped = {**trained.resources, "feed": FeedResource(max_payloads_per_run=2)}
+    platform = Platform(trained.data_dir, capped)
+    first = tick(platform)
+    assert failures and first.cursor > failures[0]  # spooled: not landed, older than the cursor
+    monkeypatch.setenv("FRAUD_CALLS_PER_TICK", "0")  # the API goes quiet; the backlog drains
+    cursor = first.cursor
+    for _ in range(12):
+        result = tick(platform, cursor)
+        cursor = result.cursor or cursor
+        if not result.run_requests:
+            break
+        for request in result.run_requests:
+            assert run(platform, request).success
+    store = trained.resources["object_store"].store()
+    landed = set(store.list(LANDING_PREFIX))
+    assert failures[0] in landed  # the spooled payload, landed late under its own key
+    ledger = trained.resources["warehouse"].warehouse().read(LEDGER_TABLE, LEDGER_SCHEMA)
+    assert landed <= set(ledger["payload_key"])
+    live, scored = tables(trained)
+    assert set(live["trans_num"]) <= set(scored["trans_num"])
+    spooled = live.filter(pl.col("payload_key") == failures[0])
+    assert spooled.height > 0 and spooled["trans_num"].is_in(scored["trans_num"].implode()).all()

@@ -1,14 +1,19 @@
 """Training assets through dg.materialize: real HTTP download, MLflow store and registry, the
 card state, and the promotion gate. Each gate test trains on a platform of its own."""
 
+import hashlib
+
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
+import skops.io
 
 from fraud_assets.definitions import defs
 from fraud_assets.lib import registry
 from fraud_assets.lib.card_state import PROFILES_TABLE
 from fraud_assets.lib.features.profile import PROFILE_SCHEMA
+from fraud_assets.lib.model import build_pipeline, default_params
 from fraud_assets_tests.conftest import TRAINING_ASSETS, Platform, make_platform
 
 ALL_TRAINING = (*TRAINING_ASSETS, "hgb_model")
@@ -85,12 +90,17 @@ def test_models_are_stored_in_a_format_that_runs_no_code_and_cached_per_version(
 def test_a_tampered_cache_is_never_loaded(trained, tmp_path) -> None:
     uri, name = _registry(trained)
     cache = tmp_path / "cache"
-    registry.cached_pipeline(cache, uri, name, "1")
-    fast = cache / name / "1" / registry.FAST_FILE
-    assert fast.is_file()  # later processes load this signed copy, not the registry's file
-    fast.write_bytes(fast.read_bytes()[:-1] + b"\x00")  # someone changes it
-    pipeline = registry.cached_pipeline(cache, uri, name, "1")  # reloaded from skops instead
-    assert hasattr(pipeline, "predict_proba")
+    digest = registry.get_version(uri, name, "1").tags[registry.DIGEST_TAG]
+    genuine = registry.cached_pipeline(cache, uri, name, "1", digest)
+    cached = cache / name / "1" / registry.MODEL_FILE
+    assert sorted(p.name for p in cached.parent.iterdir()) == [registry.MODEL_FILE]  # no pickle
+    forged = build_pipeline(default_params("rf", n_estimators=2))  # a valid skops file of
+    forged.fit(np.zeros((4, genuine[-1].n_features_in_)), [0, 1, 0, 1])  # another model
+    skops.io.dump(forged, cached)  # swapped in by whoever can write the cache
+    pipeline = registry.cached_pipeline(cache, uri, name, "1", digest)  # downloaded again
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == digest
+    x = np.zeros((1, genuine[-1].n_features_in_))
+    assert (pipeline.predict_proba(x) == genuine.predict_proba(x)).all()
 
 
 def test_the_light_champion_lookup_agrees_with_mlflow(trained) -> None:

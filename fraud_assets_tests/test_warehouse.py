@@ -31,6 +31,7 @@ def _rows(n: int, version: str = "1", hour: str = "2026-11-28-10:00") -> pl.Data
             "scored_at": [dt.datetime(2026, 11, 28, 10, 1)] * n,
             "label_is_fraud": [None if i == 0 else 0 for i in range(n)],
             "batch_hour": [hour] * n,
+            "decided_by": ["poll"] * n,
         },
         schema=SCORED_TRANSACTIONS_SCHEMA,
     )

@@ -49,6 +49,8 @@ PLATFORM_CHECKS = dg.AssetSelection.checks(
     dg.AssetCheckKey(dg.AssetKey("live_transactions"), "live_data_fresh"),
     dg.AssetCheckKey(dg.AssetKey("live_transactions"), "payloads_reconciled"),
     dg.AssetCheckKey(dg.AssetKey("scored_transactions"), "scored_transactions_complete"),
+    dg.AssetCheckKey(dg.AssetKey("decision_log"), "decision_log_fresh"),
+    dg.AssetCheckKey(dg.AssetKey("decision_log"), "decisions_imported"),
 )
 
 # In-process and one at a time (the `fraud/job: monitoring` limit in dagster.yaml): a step

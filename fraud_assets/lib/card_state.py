@@ -3,34 +3,73 @@
 - ``card_profiles``: each card's profile (arrival feeds), one row per card and per card and
   category, indexed on ``cc_num``; frozen at the end of the training data.
 - ``card_history``: the training rows an event-time feed's history features read, indexed on
-  ``cc_num``; live rows of event-time feeds are read from ``live_transactions`` beside them,
-  so the state grows as live rows are scored.
+  ``cc_num``; live rows of event-time feeds are read from ``live_transactions`` and the
+  decision log beside them, so the state grows as live rows are scored and decided.
+- ``card_state_meta``: one row naming the state's current version, replaced with the state in
+  the same transaction, so a long-lived process knows when to drop what it cached
+  (``CachedState``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import polars as pl
 
+from fraud_assets.lib.decision_log import DECISION_LOG_SCHEMA, LOG_TABLE
 from fraud_assets.lib.features import INPUT_COLUMNS, FeatureSet
 from fraud_assets.lib.features.profile import PROFILE_SCHEMA
 from fraud_assets.lib.schema import CARD_HISTORY_SCHEMA, LIVE_TRANSACTIONS_SCHEMA
-from fraud_assets.lib.warehouse import Warehouse
+from fraud_assets.lib.warehouse import TableWrite, Warehouse
 
 PROFILES_TABLE = "card_profiles"
 HISTORY_TABLE = "card_history"
+META_TABLE = "card_state_meta"
+META_SCHEMA: dict[str, pl.DataType] = {
+    "name": pl.String(),
+    "version": pl.String(),
+    "feature_set_version": pl.String(),
+    "written_at": pl.Datetime("ms"),
+}
 
 
 def write_state(warehouse: Warehouse, fs: FeatureSet, state: pl.DataFrame) -> int:
-    """Replace the stored card state for ``fs`` with ``state`` (``fs.build_state``), atomically."""
+    """Replace the stored card state for ``fs`` with ``state`` (``fs.build_state``) and its
+    version, atomically."""
+    warehouse.ensure_table(META_TABLE, META_SCHEMA, key="name")
+    meta = pl.DataFrame(
+        [
+            {
+                "name": "card_state",
+                "version": uuid.uuid4().hex,
+                "feature_set_version": fs.version,
+                "written_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            }
+        ],
+        schema=META_SCHEMA,
+    )
     if fs.uses_profiles:
         warehouse.ensure_table(
             PROFILES_TABLE, PROFILE_SCHEMA, key="profile_key", indexes=["cc_num"]
         )
-        return warehouse.upsert(PROFILES_TABLE, state, key="profile_key", replace=True)
-    warehouse.ensure_table(HISTORY_TABLE, CARD_HISTORY_SCHEMA, indexes=["cc_num"])
-    return warehouse.upsert(HISTORY_TABLE, state.cast(CARD_HISTORY_SCHEMA), replace=True)
+        data = TableWrite(PROFILES_TABLE, state, key="profile_key", replace=True)
+    else:
+        warehouse.ensure_table(HISTORY_TABLE, CARD_HISTORY_SCHEMA, indexes=["cc_num"])
+        data = TableWrite(HISTORY_TABLE, state.cast(CARD_HISTORY_SCHEMA), replace=True)
+    written = warehouse.write([data, TableWrite(META_TABLE, meta, key="name")])
+    return written[data.table]
+
+
+def state_version(warehouse: Warehouse) -> str | None:
+    """The stored card state's version (None before the first ``write_state``)."""
+    rows = warehouse.read(
+        META_TABLE, META_SCHEMA, columns=["version"], where={"name": ["card_state"]}
+    )
+    return rows["version"][0] if rows.height else None
 
 
 @dataclass(frozen=True)
@@ -40,13 +79,82 @@ class WarehouseState:
     warehouse: Warehouse
 
     def state_for(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
+        static = self.static_state(fs, cards)
+        if fs.uses_profiles:
+            return static
+        return pl.concat([static, self.online_history(fs, cards)], how="vertical_relaxed")
+
+    def static_state(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
+        """What ``card_state`` wrote for ``cards``: it changes only when that is written."""
         if fs.uses_profiles:
             return self.warehouse.read(PROFILES_TABLE, PROFILE_SCHEMA, where={"cc_num": cards})
-        training = self.warehouse.read(HISTORY_TABLE, CARD_HISTORY_SCHEMA, where={"cc_num": cards})
+        return self.warehouse.read(HISTORY_TABLE, CARD_HISTORY_SCHEMA, where={"cc_num": cards})
+
+    def online_history(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
+        """The cards' live rows of an event-time feed: polled ones, and those decided by the
+        decision service or the stream consumer (the decision log)."""
+        if fs.uses_profiles:
+            return pl.DataFrame(schema=CARD_HISTORY_SCHEMA)
         live = self.warehouse.read(
             "live_transactions",
             LIVE_TRANSACTIONS_SCHEMA,
             columns=list(INPUT_COLUMNS),
             where={"cc_num": cards, "event_time_source": ["payload"]},
         )
-        return pl.concat([training, live], how="vertical_relaxed")
+        decided = self.warehouse.read(
+            LOG_TABLE,
+            DECISION_LOG_SCHEMA,
+            columns=list(INPUT_COLUMNS),
+            where={"cc_num": cards, "event_time_source": ["payload"]},
+        )
+        return pl.concat([live, decided], how="vertical_relaxed").unique(
+            "trans_num", keep="first", maintain_order=True
+        )
+
+
+class CachedState:
+    """``CardStateSource`` for long-lived processes: the static card state (what ``card_state``
+    wrote) kept per card in a bounded in-process cache, dropped whenever ``card_state`` is
+    written again (``check`` compares versions), and the online part read fresh each time."""
+
+    def __init__(self, source: WarehouseState, max_cards: int = 100_000) -> None:
+        self.source, self.max_cards = source, max_cards
+        self._cards: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
+        self._version: str | None = None
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def check(self) -> str | None:
+        """Read the stored state's version; a new one empties the cache. Returns it."""
+        version = state_version(self.source.warehouse)
+        with self._lock:
+            if version != self._version:
+                self._cards.clear()
+                self._version = version
+        return version
+
+    def state_for(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
+        static = self._static(fs, cards)
+        if fs.uses_profiles:
+            return static
+        return pl.concat([static, self.source.online_history(fs, cards)], how="vertical_relaxed")
+
+    def _static(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
+        with self._lock:
+            found = {c: self._cards.get((fs.version, c)) for c in cards}
+            for c, frame in found.items():
+                if frame is not None:
+                    self._cards.move_to_end((fs.version, c))
+        missing = [c for c, frame in found.items() if frame is None]
+        self.hits += len(cards) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fetched = self.source.static_state(fs, missing)
+            parts = fetched.partition_by("cc_num", as_dict=True)
+            with self._lock:
+                for c in missing:  # a card with no state is cached too, as an empty frame
+                    found[c] = parts.get((c,), fetched.head(0))
+                    self._cards[(fs.version, c)] = found[c]
+                while len(self._cards) > self.max_cards:
+                    self._cards.popitem(last=False)
+        return pl.concat(list(found.values()), how="vertical_relaxed")

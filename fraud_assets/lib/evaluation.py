@@ -33,7 +33,7 @@ from fraud_assets.lib.landing import LANDING_PREFIX, Feed, landing_key, parse_pa
 from fraud_assets.lib.metrics import evaluate
 from fraud_assets.lib.model import TrainParams, TrainResult, predict_raw, train
 from fraud_assets.lib.schema import read_training_csv
-from fraud_assets.lib.serving import FrameState, ScoredBatch, ServingModel, score_rows
+from fraud_assets.lib.serving import FrameState, ScoredBatch, ServingModel, score_rows, with_runtime
 from fraud_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 
 PROTOCOLS = {"api": "arrival", "replay": "payload"}
@@ -57,7 +57,9 @@ def model_mb(pipeline: object) -> float:
 
 
 def serving_model(result: TrainResult) -> ServingModel:
-    return ServingModel(result.pipeline, result.feature_set, result.calibration, result.decision)
+    """The trained model as it is served: with its fast runtime."""
+    model = ServingModel(result.pipeline, result.feature_set, result.calibration, result.decision)
+    return with_runtime(model)
 
 
 def _key(arrived: dt.datetime, call: int) -> str:

@@ -16,14 +16,17 @@ import polars as pl
 
 from fraud_assets.lib.landing import (
     CONFLICTS_SCHEMA,
+    HASH_SCHEME,
     LEDGER_SCHEMA,
     Feed,
     ParsedBatch,
-    arrived_at_of_key,
+    arrival_or_none,
+    content_columns,
     find_conflicts,
     hour_of_key,
     hour_prefix,
     parse_payloads,
+    row_hash,
 )
 from fraud_assets.lib.payloads import Limits
 from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA
@@ -69,12 +72,17 @@ class IngestReport:
         )
 
 
+def ledgered_keys(wh: Warehouse, hours: list[str]) -> set[str]:
+    """Payload keys of ``hours`` that the ledger has an entry for."""
+    seen = wh.read(
+        LEDGER_TABLE, LEDGER_SCHEMA, columns=["payload_key"], where={"batch_hour": hours}
+    )
+    return set(seen["payload_key"].to_list())
+
+
 def unprocessed_keys(store: ObjectStore, wh: Warehouse, hour: str) -> list[str]:
     """Landed keys of ``hour`` the ledger has not seen, oldest first."""
-    seen = wh.read(
-        LEDGER_TABLE, LEDGER_SCHEMA, columns=["payload_key"], where={"batch_hour": [hour]}
-    )
-    done = set(seen["payload_key"].to_list())
+    done = ledgered_keys(wh, [hour])
     return [k for k in store.list(hour_prefix(hour)) if k not in done]
 
 
@@ -92,12 +100,12 @@ def ingest_hour(
     keys = unprocessed_keys(store, wh, hour)
     todo, left = keys[:max_payloads], max(len(keys) - max_payloads, 0)
     bodies = [(k, store.get_bytes(k)) for k in todo]
-    parsed = parse_payloads(bodies, feed, limits, now)
+    parsed = parse_payloads(bodies, feed, limits, now, hour)
     raw = dict(bodies)
     for reject in parsed.rejects:
         body = raw.get(reject.payload_key) if reject.row is None else None
         store.put_bytes(reject.key, reject.record(body))
-    rows, conflicts = _against_stored(wh, parsed, now or dt.datetime.now(dt.UTC))
+    rows, conflicts = _against_stored(wh, parsed, feed, now or dt.datetime.now(dt.UTC))
     written = wh.write(
         [
             TableWrite(LIVE_TABLE, rows, update=False),
@@ -118,19 +126,26 @@ def ingest_hour(
 
 
 def _against_stored(
-    wh: Warehouse, parsed: ParsedBatch, now: dt.datetime
+    wh: Warehouse, parsed: ParsedBatch, feed: Feed, now: dt.datetime
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """New rows only; a stored row with the same ``trans_num`` and other content makes a
-    conflict (the stored, first copy is kept)."""
+    conflict (the stored, first copy is kept). A stored hash of an older scheme is
+    recomputed from the stored row first, so an upgrade raises no false conflicts."""
     rows = parsed.rows
     if rows.height == 0:
         return rows, parsed.conflicts
+    columns = content_columns(feed.semantics)
     stored = wh.read(
         LIVE_TABLE,
         LIVE_TRANSACTIONS_SCHEMA,
-        columns=["trans_num", "row_hash", "payload_key"],
+        columns=list(dict.fromkeys(["trans_num", "row_hash", "payload_key", *columns])),
         where={"trans_num": rows["trans_num"].to_list()},
     )
+    if stored.height:
+        legacy = ~pl.col("row_hash").str.starts_with(f"{HASH_SCHEME}:")
+        stored = stored.with_columns(
+            row_hash=pl.when(legacy).then(row_hash(columns)).otherwise(pl.col("row_hash"))
+        )
     later = find_conflicts(stored, rows, now.replace(tzinfo=None))
     fresh = rows.filter(~pl.col("trans_num").is_in(stored["trans_num"].implode()))
     return fresh, pl.concat([parsed.conflicts, later]).unique("conflict_key")
@@ -144,7 +159,17 @@ def stranded_keys(
     seen = set(wh.read(LEDGER_TABLE, LEDGER_SCHEMA, columns=["payload_key"])["payload_key"])
     stranded: dict[str, int] = {}
     for key in store.list(prefix):
-        if key not in seen and arrived_at_of_key(key) < older_than:
-            hour = hour_of_key(key)
+        if key in seen:
+            continue
+        arrived = arrival_or_none(key)  # a stray key has no time: it counts at once
+        if arrived is None or arrived < older_than:
+            hour = _hour_or_unknown(key)
             stranded[hour] = stranded.get(hour, 0) + 1
     return stranded
+
+
+def _hour_or_unknown(key: str) -> str:
+    try:
+        return hour_of_key(key)
+    except ValueError:
+        return "unknown"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,18 +81,39 @@ def landing_key(fetched_at: dt.datetime, suffix: str | None = None) -> str:
     return f"{hour_prefix(hour_of(fetched_at))}{ms:013d}-{tail}.json"
 
 
+_HOUR_SEGMENT = re.compile(r"hour=([0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2})")
+_LANDED_NAME = re.compile(r"([0-9]{13})-[A-Za-z0-9_-]{1,64}\.json")
+
+
 def hour_of_key(key: str) -> str:
-    """The hour partition key of a landed (or quarantined) object's key."""
-    return key.split("/")[-2].removeprefix("hour=") + ":00"
+    """The hour partition key of an object under a landing (or quarantine) hour directory;
+    ValueError for a key outside any hour directory."""
+    for segment in reversed(key.split("/")[:-1]):
+        found = _HOUR_SEGMENT.fullmatch(segment)
+        if found:
+            return found[1] + ":00"
+    raise ValueError("the key is in no hour=YYYY-MM-DD-HH directory")
 
 
 def arrived_at_of_key(key: str) -> dt.datetime:
-    ms = int(key.rsplit("/", 1)[-1].split("-", 1)[0])
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
+    """When a landed payload arrived, from its key; PayloadError for a key that the sensor
+    did not write (a stray object under a landing hour)."""
+    found = _LANDED_NAME.fullmatch(key.rsplit("/", 1)[-1])
+    if found is None:
+        raise PayloadError("not a landed payload's key (<13-digit ms>-<id>.json)")
+    return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=int(found[1]))
+
+
+def arrival_or_none(key: str) -> dt.datetime | None:
+    """``arrived_at_of_key``, or None for a stray key."""
+    try:
+        return arrived_at_of_key(key)
+    except PayloadError:
+        return None
 
 
 def _digest(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
 
 
 def quarantine_key(payload_key: str, row: int | None = None) -> str:
@@ -155,14 +177,89 @@ class ParsedBatch:
     ledger: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LEDGER_SCHEMA))
 
 
-def row_hash() -> pl.Expr:
-    """A stable hash of a row's transaction content (not of when or how it arrived)."""
-    content = pl.concat_str(
-        [pl.col(c).cast(pl.String).fill_null("\x00") for c in CONTENT_COLUMNS], separator="\x1f"
+#: The row hash's scheme, stored with every hash: a stored hash of another scheme is
+#: recomputed from the stored row before rows are compared (``lib/ingest.py``).
+HASH_SCHEME = "h2"
+
+
+def content_columns(semantics: str = "arrival") -> tuple[str, ...]:
+    """The columns whose values define a transaction: every content column, and the event
+    time too when the feed carries it (``payload``); under ``arrival`` it is the arrival."""
+    return (*CONTENT_COLUMNS, "event_time") if semantics == "payload" else CONTENT_COLUMNS
+
+
+def row_hash(columns: tuple[str, ...] = CONTENT_COLUMNS) -> pl.Expr:
+    """A stable, unambiguous hash of a row's transaction content: each value is written as
+    ``<byte length>:<text>`` (a null as ``-``), so no field's content can pass for a
+    boundary between fields."""
+    parts = []
+    for name in columns:
+        text = pl.col(name).cast(pl.String)
+        parts.append(
+            pl.when(text.is_null())
+            .then(pl.lit("-"))
+            .otherwise(pl.concat_str(text.str.len_bytes().cast(pl.String), pl.lit(":"), text))
+        )
+    return pl.concat_str(parts).map_elements(
+        lambda t: f"{HASH_SCHEME}:{hashlib.sha256(t.encode()).hexdigest()[:32]}",
+        return_dtype=pl.String,
     )
-    return content.map_elements(
-        lambda text: hashlib.sha256(text.encode()).hexdigest()[:32], return_dtype=pl.String
+
+
+@dataclass
+class _Parsed:
+    """One payload's outcome: its rows (``LIVE_TRANSACTIONS_SCHEMA``), rejects and ledger."""
+
+    rows: pl.DataFrame
+    rejects: list[Reject]
+    entry: dict[str, object]
+
+
+def _parse_one(
+    key: str, body: bytes, feed: Feed, limits: Limits, hour: str | None, at: dt.datetime
+) -> _Parsed:
+    """Everything that touches one payload: its key, body, rows, frame and hashes. Whatever
+    it holds, the outcome is a ledger entry; nothing raises."""
+    try:
+        batch_hour = hour_of_key(key)
+    except ValueError:
+        batch_hour = hour or "unknown"
+    try:
+        arrived = arrived_at_of_key(key)
+        parsed = parse_body(body, arrived, feed.field, limits)
+        rows = _frame(parsed.rows, key, batch_hour, arrived, feed)
+    except PayloadError as exc:
+        return _rejected(key, batch_hour, str(exc), at)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, it is this payload's alone
+        return _rejected(key, batch_hour, f"payload could not be read: {type(exc).__name__}", at)
+    rejects = [Reject(key, r.reason, r.row, r.trans_num) for r in parsed.rejects]
+    outcome = "loaded" if not rejects else "partly loaded" if rows.height else "rejected"
+    reason = rejects[0].reason if rejects else None
+    entry = _entry(key, batch_hour, outcome, rows.height, len(rejects), reason, at)
+    return _Parsed(rows, rejects, entry)
+
+
+def _rejected(key: str, batch_hour: str, reason: str, at: dt.datetime) -> _Parsed:
+    return _Parsed(
+        pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA),
+        [Reject(key, reason)],
+        _entry(key, batch_hour, "rejected", 0, 1, reason, at),
     )
+
+
+def _frame(
+    rows: list[dict[str, object]], key: str, hour: str, arrived: dt.datetime, feed: Feed
+) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA)
+    frame = rows_frame(rows).with_columns(
+        batch_hour=pl.lit(hour),
+        arrived_at=pl.lit(arrived, dtype=pl.Datetime("ms")),
+        event_time_source=pl.lit(feed.semantics),
+        payload_key=pl.lit(key),
+    )
+    frame = frame.with_columns(row_hash=row_hash(content_columns(feed.semantics)))
+    return frame.select(pl.col(c).cast(t) for c, t in LIVE_TRANSACTIONS_SCHEMA.items())
 
 
 def parse_payloads(
@@ -170,51 +267,26 @@ def parse_payloads(
     feed: Feed = Feed(),
     limits: Limits | None = None,
     processed_at: dt.datetime | None = None,
+    hour: str | None = None,
 ) -> ParsedBatch:
     """Parse, validate and de-duplicate (first arrival wins) a batch of landed payloads, each
-    payload and each row on its own. A repeat of a row with different content is a conflict:
-    the first copy is kept and the conflict recorded."""
+    payload and each row on its own: whatever a payload holds, it is ledgered (loaded, partly
+    loaded or rejected with its reason) and never stops the others. A repeat of a row with
+    different content is a conflict: the first copy is kept and the conflict recorded.
+    ``hour`` is the batch's hour, for a key outside any hour directory."""
     processed_at = processed_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     limits = limits or Limits()
-    rejects: list[Reject] = []
-    frames: list[pl.DataFrame] = []
-    ledger: list[dict[str, object]] = []
-    for key, body in sorted(payloads):
-        arrived = arrived_at_of_key(key)
-        try:
-            parsed = parse_body(body, arrived, feed.field, limits)
-        except PayloadError as exc:
-            rejects.append(Reject(key, str(exc)))
-            ledger.append(_entry(key, "rejected", 0, 1, str(exc), processed_at))
-            continue
-        rejects += [Reject(key, r.reason, r.row, r.trans_num) for r in parsed.rejects]
-        if parsed.rows:
-            frames.append(
-                rows_frame(parsed.rows).with_columns(
-                    batch_hour=pl.lit(hour_of_key(key)),
-                    arrived_at=pl.lit(arrived, dtype=pl.Datetime("ms")),
-                    event_time_source=pl.lit(feed.semantics),
-                    payload_key=pl.lit(key),
-                )
-            )
-        outcome = "loaded" if not parsed.rejects else "partly loaded" if parsed.rows else "rejected"
-        reason = parsed.rejects[0].reason if parsed.rejects else None
-        ledger.append(
-            _entry(key, outcome, len(parsed.rows), len(parsed.rejects), reason, processed_at)
-        )
-    rows = (
-        pl.concat(frames).with_columns(row_hash=row_hash())
-        if frames
-        else pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA)
-    ).select(pl.col(c).cast(t) for c, t in LIVE_TRANSACTIONS_SCHEMA.items())
+    parsed = [_parse_one(k, b, feed, limits, hour, processed_at) for k, b in sorted(payloads)]
+    rows = pl.concat(
+        [pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA), *(p.rows for p in parsed)], how="vertical"
+    )
     unique = rows.unique("trans_num", keep="first", maintain_order=True)
-    conflicts = find_conflicts(unique, rows, processed_at)
     return ParsedBatch(
         unique,
-        rejects,
+        [r for p in parsed for r in p.rejects],
         rows.height - unique.height,
-        conflicts,
-        pl.DataFrame(ledger, schema=LEDGER_SCHEMA),
+        find_conflicts(unique, rows, processed_at),
+        pl.DataFrame([p.entry for p in parsed], schema=LEDGER_SCHEMA),
     )
 
 
@@ -237,11 +309,17 @@ def find_conflicts(
 
 
 def _entry(
-    key: str, outcome: str, valid: int, rejected: int, reason: str | None, at: dt.datetime
+    key: str,
+    hour: str,
+    outcome: str,
+    valid: int,
+    rejected: int,
+    reason: str | None,
+    at: dt.datetime,
 ) -> dict[str, object]:
     return {
         "payload_key": key,
-        "batch_hour": hour_of_key(key),
+        "batch_hour": hour,
         "outcome": outcome,
         "rows_valid": valid,
         "rows_rejected": rejected,

@@ -17,6 +17,7 @@ from fraud_assets.lib.calibration import Calibration, refit_odds, reliability
 from fraud_assets.lib.decision import DecisionRule
 from fraud_assets.lib.features import FeatureSet
 from fraud_assets.lib.metrics import Evaluation, evaluate
+from fraud_assets.lib.runtime import NotCompiled, compile_pipeline
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ class TrainResult:
     importances: dict[str, float] = field(default_factory=dict)
     pr_curve: tuple[np.ndarray, np.ndarray] | None = None
     reliability: list[tuple[float, float, int]] = field(default_factory=list)
+    #: What will serve it: "onnx" when the fast runtime matched scikit-learn on the whole
+    #: validation window (``lib/runtime.py``), else scikit-learn and why.
+    runtime: str = "scikit-learn"
 
 
 def build_pipeline(params: TrainParams) -> Pipeline:
@@ -259,6 +263,7 @@ def train(
         # Serve on one thread: a parallel sum of tree votes is order-dependent in the last bits
         # (the same rows could score differently), and live batches are too small to gain.
         pipeline.set_params(model__n_jobs=1)
+    runtime = _runtime_check(pipeline, fs, valid_part)
     y_fit = fit_part["is_fraud"].to_numpy()
     prior = Calibration.for_training(y_fit, params.legit_sample_rate, params.class_weight)
     raw = predict_raw(pipeline, fs, valid_part)
@@ -296,7 +301,17 @@ def train(
         importances=importances,
         pr_curve=(precision, recall),
         reliability=reliability(y, proba),
+        runtime=runtime,
     )
+
+
+def _runtime_check(pipeline: Pipeline, fs: FeatureSet, validation: pl.DataFrame) -> str:
+    """Whether the fast runtime serves this model exactly, proven on every validation row."""
+    try:
+        compile_pipeline(pipeline, len(fs.features), probe=fs.matrix(validation))
+    except NotCompiled as exc:
+        return f"scikit-learn: {exc}"[:300]
+    return "onnx"
 
 
 def _live_rows(live: pl.DataFrame | None, fs: FeatureSet) -> pl.DataFrame:

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,11 +23,24 @@ from fraud_assets.lib.schema import API_COLUMNS, CATEGORIES, TRANSACTION_SCHEMA
 
 GENDERS = frozenset({"F", "M"})
 _EPOCH = dt.datetime(1970, 1, 1)
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: ``\d`` would match any Unicode digit (Arabic-Indic, fullwidth...): digits here are ASCII.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CARD = re.compile(r"[0-9]{8,19}")
+_TRANS_NUM = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The earliest plausible birth date or event time.
+EARLIEST = dt.datetime(1900, 1, 1)
+#: Characters no field may hold: C0/C1 controls (NUL, newline, escape...), Unicode line and
+#: paragraph separators, and the bidirectional overrides that make text display out of order.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class PayloadError(ValueError):
-    """A response body (or a row of it) that does not follow the contract; says why."""
+    """A response body (or a row of it) that does not follow the contract; says why, and
+    ``field`` names the column at fault when there is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -86,15 +100,28 @@ def _integer(v: object) -> int | None:
     return None
 
 
+def check_string(name: str, v: str, max_length: int) -> str:
+    """``v`` if it is text a person could have typed: encodable as UTF-8 (no lone surrogates),
+    no control or bidirectional-override characters, at most ``max_length`` characters."""
+    if len(v) > max_length:
+        raise PayloadError(f"{name} is longer than {max_length} characters")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError(f"{name} cannot be encoded as UTF-8 (a lone surrogate)") from None
+    if "\x00" in v:
+        raise PayloadError(f"{name} holds a NUL character")
+    for ch in v:
+        if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            raise PayloadError(f"{name} holds a control character (U+{ord(ch):04X})")
+    return v
+
+
 def _text(name: str, limits: Limits) -> Callable[[object], str]:
     def check(v: object) -> str:
         if not isinstance(v, str):
             raise PayloadError(f"{name} must be a string")
-        if len(v) > limits.max_string:
-            raise PayloadError(f"{name} is longer than {limits.max_string} characters")
-        if "\x00" in v:
-            raise PayloadError(f"{name} holds a NUL character")
-        return v
+        return check_string(name, v, limits.max_string)
 
     return check
 
@@ -124,28 +151,29 @@ def _whole(name: str, low: int, high: int) -> Callable[[object], int]:
 
 def _cc_num(v: object) -> str:
     text = str(v) if _is_int(v) else v
-    if not isinstance(text, str) or not re.fullmatch(r"\d{8,19}", text):
-        raise PayloadError("cc_num must be 8 to 19 digits")
+    if not isinstance(text, str) or not _CARD.fullmatch(text):
+        raise PayloadError("cc_num must be 8 to 19 digits (0-9)")
     return text
 
 
 def _trans_num(limits: Limits) -> Callable[[object], str]:
     def check(v: object) -> str:
-        if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
+        if not isinstance(v, str) or not _TRANS_NUM.fullmatch(v):
             raise PayloadError("trans_num must be 1 to 64 letters, digits, '-' or '_'")
         return v
 
     return check
 
 
-def _dob(v: object) -> str:
-    if not isinstance(v, str) or not _DATE.match(v):
+def check_dob(v: object) -> str:
+    """A ``YYYY-MM-DD`` birth date (ASCII digits), not before 1900."""
+    if not isinstance(v, str) or not _DATE.fullmatch(v):
         raise PayloadError("dob must be a YYYY-MM-DD date")
     try:
         born = dt.date.fromisoformat(v)
     except ValueError:
         raise PayloadError("dob must be a real YYYY-MM-DD date") from None
-    if born.year < 1900:
+    if born < EARLIEST.date():
         raise PayloadError("dob is before 1900")
     return v
 
@@ -159,27 +187,41 @@ def _choice(name: str, allowed: frozenset[str] | tuple[str, ...]) -> Callable[[o
     return check
 
 
-def _epoch_ms(name: str) -> Callable[[object], dt.datetime]:
+_MAX_MS = 253_402_300_800_000  # 9999-12-31
+
+
+def _epoch_ms(name: str, earliest: dt.datetime = _EPOCH) -> Callable[[object], dt.datetime]:
+    low = int((earliest - _EPOCH).total_seconds() * 1000)
+
     def check(v: object) -> dt.datetime:
         if not _is_int(v):
             raise PayloadError(f"{name} must be integer epoch milliseconds")
-        if not 0 <= v < 253_402_300_800_000:  # 1970-01-01 .. 9999-12-31
-            raise PayloadError(f"{name} {v} is not a time between 1970 and 9999")
+        if not low <= v < _MAX_MS:
+            raise PayloadError(f"{name} {v} is not a time between {earliest.year} and 9999")
         return _EPOCH + dt.timedelta(milliseconds=v)
 
     return check
 
 
-def _event_time(v: object) -> dt.datetime:
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.,+\-Z]*)?")
+
+
+def event_time(v: object) -> dt.datetime:
+    """A feed's event time: ISO 8601 (naive means UTC) or epoch milliseconds, as naive UTC,
+    not before 1900."""
     if isinstance(v, str) and len(v) <= 40:
+        if not _ISO_TIME.fullmatch(v):
+            raise PayloadError("event time is not an ISO date-time")
         try:
             moment = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        except (ValueError, OverflowError):
             raise PayloadError("event time is not an ISO date-time") from None
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        if moment < EARLIEST:
+            raise PayloadError(f"event time {moment:%Y-%m-%d} is before 1900")
         return moment
-    return _epoch_ms("event time")(v)
+    return _epoch_ms("event time", EARLIEST)(v)
 
 
 def row_checks(limits: Limits) -> dict[str, Callable[[object], object]]:
@@ -196,7 +238,7 @@ def row_checks(limits: Limits) -> dict[str, Callable[[object], object]]:
         "lat": _number("lat", -90, 90),
         "long": _number("long", -180, 180),
         "city_pop": _whole("city_pop", 0, 10_000_000_000),
-        "dob": _dob,
+        "dob": check_dob,
         "trans_num": _trans_num(limits),
         "merch_lat": _number("merch_lat", -90, 90),
         "merch_long": _number("merch_long", -180, 180),
@@ -207,7 +249,7 @@ def row_checks(limits: Limits) -> dict[str, Callable[[object], object]]:
 
 def _safe_trans_num(row: dict[str, object]) -> str | None:
     v = row.get("trans_num")
-    return v if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v) else None
+    return v if isinstance(v, str) and _TRANS_NUM.fullmatch(v) else None
 
 
 @dataclass
@@ -245,17 +287,41 @@ def parse_body(
             continue
         values = {c: raw[j] for c, j in at.items()}
         try:
-            typed = {c: check(values[c]) for c, check in checks.items()}
-            typed["event_time"] = _when(typed, values, arrived_at, event_time_field, limits)
+            rows.append(check_row(values, arrived_at, event_time_field, limits, checks))
         except PayloadError as exc:
             rejects.append(RowReject(i, str(exc), _safe_trans_num(values)))
-            continue
         except Exception as exc:  # noqa: BLE001 - any surprise is this row's fault alone
             rejects.append(RowReject(i, f"row could not be read: {type(exc).__name__}"))
-            continue
-        typed.pop("current_time")
-        rows.append(typed)
     return ParsedPayload(rows, rejects)
+
+
+def check_row(
+    values: dict[str, object],
+    arrived_at: dt.datetime | None,
+    event_time_field: str | None,
+    limits: Limits,
+    checks: dict[str, Callable[[object], object]] | None = None,
+) -> dict[str, object]:
+    """One row's canonical, typed values; PayloadError names the first field that is off the
+    contract. Columns absent from ``values`` are not checked (a caller that has no
+    ``current_time``, such as the decision service, leaves it out)."""
+    checks = checks or row_checks(limits)
+    typed: dict[str, object] = {}
+    for column, check in checks.items():
+        if column in values:
+            try:
+                typed[column] = check(values[column])
+            except PayloadError as exc:
+                raise PayloadError(str(exc), column) from None
+    try:
+        typed["event_time"] = _when(typed, values, arrived_at, event_time_field, limits)
+    except PayloadError as exc:
+        raise PayloadError(str(exc), event_time_field or "current_time") from None
+    when: dt.datetime = typed["event_time"]  # type: ignore[assignment]
+    if "dob" in typed and str(typed["dob"]) > when.date().isoformat():
+        raise PayloadError(f"dob {typed['dob']} is after the transaction", "dob")
+    typed.pop("current_time", None)
+    return typed
 
 
 def _when(
@@ -265,15 +331,20 @@ def _when(
     field: str | None,
     limits: Limits,
 ) -> dt.datetime:
-    server = typed["current_time"]
-    if arrived_at is not None and abs(server - arrived_at) > limits.max_skew:  # type: ignore[operator]
+    server: dt.datetime | None = typed.get("current_time")  # type: ignore[assignment]
+    if arrived_at is not None and server is not None and abs(server - arrived_at) > limits.max_skew:
         raise PayloadError(
             f"current_time {server:%Y-%m-%d %H:%M} is more than {limits.max_skew} from the "
             f"arrival at {arrived_at:%Y-%m-%d %H:%M}"
         )
     if field is None:
-        return arrived_at or server  # type: ignore[return-value]
-    event = _event_time(values[field])
+        moment = arrived_at or server
+        if moment is None:
+            raise PayloadError("no arrival time and no current_time")
+        return moment
+    if values.get(field) is None:
+        raise PayloadError(f"{field} is required: this feed carries each row's event time")
+    event = event_time(values[field])
     if arrived_at is not None and event > arrived_at + limits.max_skew:
         raise PayloadError(f"event time {event:%Y-%m-%d %H:%M} is in the future")
     return event

@@ -13,10 +13,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import logging
+import math
 import os
-import pickle
-import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +24,10 @@ import polars as pl
 
 from fraud_assets.lib.calibration import Calibration
 from fraud_assets.lib.decision import DecisionRule
-from fraud_assets.lib.features import feature_set
+from fraud_assets.lib.features import IncompatibleModel, feature_set
 from fraud_assets.lib.model import TrainResult
 from fraud_assets.lib.redaction import redact
-from fraud_assets.lib.serving import ServingModel
+from fraud_assets.lib.serving import ServingModel, with_runtime
 
 CHAMPION = "champion"
 #: Registered-model tag holding the champion's history, newest last (for rollback).
@@ -43,7 +41,6 @@ TRUSTED_TYPES = [
     "functools.partial",
 ]
 MODEL_FILE = "model.skops"
-log = logging.getLogger(__name__)
 
 
 class NoChampionError(LookupError):
@@ -134,6 +131,7 @@ def model_tags(result: TrainResult) -> dict[str, str]:
         "val_flag_rate": repr(v.flag_rate),
         "val_fraud_rate": repr(v.fraud_rate),
         "val_ece": repr(v.ece),
+        "serving_runtime": result.runtime,
     }
 
 
@@ -204,6 +202,8 @@ def log_and_register(
         )
     version = str(info.registered_model_version)
     client = _client(tracking_uri)
+    data = _download(tracking_uri, model_name, version)
+    version_tags[DIGEST_TAG] = hashlib.sha256(data).hexdigest()
     for key, value in version_tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     return get_version(tracking_uri, model_name, version)
@@ -218,50 +218,77 @@ def _log_bytes(name: str, data: bytes) -> None:
         mlflow.log_artifact(str(path))
 
 
+def _tag_number(
+    tags: dict[str, str],
+    key: str,
+    default: float,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+) -> float:
+    """A numeric tag that steers decisions, checked: a missing tag takes ``default``; an
+    unreadable, non-finite or out-of-range one makes the model incompatible (serving it could
+    silently flag nothing)."""
+    raw = tags.get(key)
+    try:
+        value = default if raw is None else float(raw)
+    except ValueError:
+        raise IncompatibleModel(f"registry tag {key}={raw[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise IncompatibleModel(f"registry tag {key}={value!r} is not a finite number")
+    if above is not None and not value > above:
+        raise IncompatibleModel(f"registry tag {key}={value!r} must be above {above:g}")
+    if at_least is not None and not value >= at_least:
+        raise IncompatibleModel(f"registry tag {key}={value!r} must be at least {at_least:g}")
+    return value
+
+
 def _from_tags(
     name: str, version: str, run_id: str, tags: dict[str, str], metrics: dict[str, float]
 ) -> RegisteredModel:
+    """A version from its registry tags; IncompatibleModel when a tag that steers decisions
+    (the calibration's odds factor, the review cost, the expected-loss bound) is unusable."""
+    review_cost = _tag_number(tags, "review_cost", 5.0, at_least=0.0)
     return RegisteredModel(
         name=name,
         version=str(version),
         run_id=run_id,
         semantics=tags.get("feed_semantics", "unknown"),
         feature_set_version=tags.get("feature_set_version", "unknown"),
-        calibration=Calibration(float(tags.get("odds_factor", 1.0))),
+        calibration=Calibration(_tag_number(tags, "odds_factor", 1.0, above=0.0)),
         decision=DecisionRule(
-            review_cost=float(tags.get("review_cost", 5.0)),
-            min_expected_loss=float(tags.get("min_expected_loss", tags.get("review_cost", 5.0))),
+            review_cost=review_cost,
+            min_expected_loss=_tag_number(tags, "min_expected_loss", review_cost, at_least=0.0),
         ),
         tags=tags,
         metrics=metrics,
     )
 
 
-def _describe(client, name: str, mv) -> RegisteredModel:  # noqa: ANN001
-    run = client.get_run(mv.run_id)
-    return _from_tags(name, str(mv.version), mv.run_id, dict(mv.tags), dict(run.data.metrics))
-
-
 def get_champion(tracking_uri: str, model_name: str) -> RegisteredModel | None:
     """The champion version, or None when the registry says it has none.
 
-    Raises RegistryUnavailable for anything but "not found" (a server that is down, say)."""
+    Raises RegistryUnavailable for anything but "not found" (a server that is down, say), and
+    IncompatibleModel for a champion whose decision tags are unusable."""
     try:
         client = _client(tracking_uri)
         mv = client.get_model_version_by_alias(model_name, CHAMPION)
-        return _describe(client, model_name, mv)
+        run = client.get_run(mv.run_id)
     except Exception as exc:
         if _is_not_found(exc):
             return None
         raise _unavailable(tracking_uri, exc) from None
+    return _from_tags(model_name, str(mv.version), mv.run_id, dict(mv.tags), run.data.metrics)
 
 
 def get_version(tracking_uri: str, model_name: str, version: str) -> RegisteredModel:
     try:
         client = _client(tracking_uri)
-        return _describe(client, model_name, client.get_model_version(model_name, version))
+        mv = client.get_model_version(model_name, version)
+        run = client.get_run(mv.run_id)
     except Exception as exc:
         raise _unavailable(tracking_uri, exc) from None
+    return _from_tags(model_name, str(mv.version), mv.run_id, dict(mv.tags), run.data.metrics)
 
 
 def set_version_tags(tracking_uri: str, model_name: str, version: str, tags: dict) -> None:
@@ -314,12 +341,22 @@ def register_recalibrated(
 def rollback(tracking_uri: str, model_name: str, reason: str, at: str) -> tuple[str, str]:
     """Give the champion alias back to the previous champion, recording why; returns
     ``(from_version, to_version)``. ValueError when there is no previous champion."""
-    current = get_champion(tracking_uri, model_name)
+    current = _alias_version(tracking_uri, model_name)  # a broken champion can be rolled back
     target = previous_champion(tracking_uri, model_name)
     if current is None or target is None:
         raise ValueError(f"'{model_name}' has no earlier champion to roll back to")
-    promote(tracking_uri, model_name, target, f"rollback from v{current.version}: {reason}", at)
-    return current.version, target
+    promote(tracking_uri, model_name, target, f"rollback from v{current}: {reason}", at)
+    return current, target
+
+
+def _alias_version(tracking_uri: str, model_name: str) -> str | None:
+    """The champion alias's version, whatever its tags say; None when there is none."""
+    try:
+        return str(_client(tracking_uri).get_model_version_by_alias(model_name, CHAMPION).version)
+    except Exception as exc:
+        if _is_not_found(exc):
+            return None
+        raise _unavailable(tracking_uri, exc) from None
 
 
 def previous_champion(tracking_uri: str, model_name: str) -> str | None:
@@ -332,59 +369,50 @@ def previous_champion(tracking_uri: str, model_name: str) -> str | None:
     return None
 
 
-def cached_pipeline(cache_dir: Path, tracking_uri: str, model_name: str, version: str):  # noqa: ANN201
-    """Load one version's pipeline from the local cache, downloading it first if needed.
-
-    The registry's skops file is loaded once with the allow-list; the object is then kept
-    beside it in a fast form, signed with a key only this cache holds, so later processes
-    load it in milliseconds after checking the signature (a model file from the registry is
-    never unpickled)."""
-    folder = cache_dir / model_name / str(version)
-    fast = folder / FAST_FILE
-    key = _cache_key(cache_dir)
-    if fast.is_file() and (folder / SIGNATURE_FILE).is_file():
-        data = fast.read_bytes()
-        if hmac.compare_digest((folder / SIGNATURE_FILE).read_text(), _sign(key, data)):
-            return pickle.loads(data)  # noqa: S301 - our own, signed, from a verified load
-        log.warning("model cache for %s v%s failed its signature; reloading", model_name, version)
-    target = folder / MODEL_FILE
-    if not target.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            client = _client(tracking_uri)
-            mv = client.get_model_version(model_name, str(version))
-            with tempfile.TemporaryDirectory() as tmp:
-                local = _download_model_file(mv.source, tmp, tracking_uri)
-                _atomic_write(target, Path(local).read_bytes())
-        except Exception as exc:
-            raise _unavailable(tracking_uri, exc) from None
-    pipeline = load_model_file(target)
-    data = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
-    _atomic_write(fast, data)
-    _atomic_write(folder / SIGNATURE_FILE, _sign(key, data).encode())
-    return pipeline
+#: Version tag holding the sha256 of the model file as registered.
+DIGEST_TAG = "model_sha256"
 
 
-FAST_FILE, SIGNATURE_FILE = "model.fast", "model.fast.sig"
+def cached_pipeline(  # noqa: ANN201
+    cache_dir: Path, tracking_uri: str, model_name: str, version: str, digest: str | None = None
+):
+    """One version's pipeline, loaded with the allow-list from the local copy of its skops
+    file (downloaded first if needed; versions never change).
+
+    ``digest`` is the file's sha256 as registered (``DIGEST_TAG``): a local copy that does not
+    match it is replaced by a fresh download, and a download that does not match is refused,
+    so whoever can write the cache directory cannot change what is served. Nothing is
+    unpickled: loading the skops file costs about 0.15 s for a 150-tree forest
+    (docs/benchmarks.md), small beside a run, and a process that serves keeps the model."""
+    target = cache_dir / model_name / str(version) / MODEL_FILE
+    if not (target.is_file() and _matches(target.read_bytes(), digest)):
+        data = _download(tracking_uri, model_name, version)
+        if not _matches(data, digest):
+            raise IncompatibleModel(
+                f"the file of {model_name} v{version} does not match its registered sha256"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(target, data)
+    return load_model_file(target)
 
 
-def _cache_key(cache_dir: Path) -> bytes:
-    """The cache's signing key, made once (readable by this service's user only)."""
-    path = cache_dir / ".key"
-    if not path.is_file():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, secrets.token_bytes(32), mode=0o600)
-    return path.read_bytes()
+def _matches(data: bytes, digest: str | None) -> bool:
+    return digest is None or hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest)
 
 
-def _sign(key: bytes, data: bytes) -> str:
-    return hmac.new(key, data, hashlib.sha256).hexdigest()
+def _download(tracking_uri: str, model_name: str, version: str) -> bytes:
+    try:
+        client = _client(tracking_uri)
+        mv = client.get_model_version(model_name, str(version))
+        with tempfile.TemporaryDirectory() as tmp:
+            return _download_model_file(mv.source, tmp, tracking_uri).read_bytes()
+    except Exception as exc:
+        raise _unavailable(tracking_uri, exc) from None
 
 
-def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
     part = path.with_name(f"{path.name}.{os.getpid()}.part")
     part.write_bytes(data)
-    os.chmod(part, mode)
     os.replace(part, path)
 
 
@@ -409,14 +437,17 @@ def load_model_file(path: Path):  # noqa: ANN201
 
 
 def serving_model(info: RegisteredModel, pipeline: object) -> ServingModel:
-    """What the serving path needs, from a registered version and its pipeline."""
-    return ServingModel(
-        pipeline=pipeline,
-        feature_set=feature_set(info.feature_set_version),
-        calibration=info.calibration,
-        decision=info.decision,
-        name=info.name,
-        version=info.version,
+    """What the serving path needs, from a registered version and its pipeline, with the
+    fast runtime compiled (``serving.with_runtime``)."""
+    return with_runtime(
+        ServingModel(
+            pipeline=pipeline,
+            feature_set=feature_set(info.feature_set_version),
+            calibration=info.calibration,
+            decision=info.decision,
+            name=info.name,
+            version=info.version,
+        )
     )
 
 
@@ -432,7 +463,8 @@ def load_champion(
             f"the MLflow registry at {redact(tracking_uri)} has no '{model_name}@{CHAMPION}'; "
             "materialize the training assets (raw_training_data, rf_model, champion_model) first"
         )
-    pipeline = cached_pipeline(cache_dir, tracking_uri, model_name, champ.version)
+    digest = champ.tags.get(DIGEST_TAG)
+    pipeline = cached_pipeline(cache_dir, tracking_uri, model_name, champ.version, digest)
     return serving_model(champ, pipeline), champ
 
 

@@ -197,15 +197,24 @@ SCORED_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
     "scored_at": pl.Datetime("ms"),
     "label_is_fraud": pl.Int8(),
     "batch_hour": pl.String(),
+    #: Which path decided: "poll" (a Dagster scoring run of the polled API), "service" (the
+    #: decision service, over HTTP) or "stream" (the stream consumer); imported from the log.
+    "decided_by": pl.String(),
 }
 
-#: Warehouse table of analysts' verdicts on scored transactions, one row per ``trans_num``
-#: (marking again replaces the verdict): confirmed fraud (1) or not fraud (0), by whom and when.
+#: Warehouse table of the label analysts' verdicts give each scored transaction, one row per
+#: ``trans_num``: the latest verdict, confirmed fraud (1) or not fraud (0), by whom and when.
 ANALYST_LABELS_SCHEMA: dict[str, pl.DataType] = {
     "trans_num": pl.String(),
     "is_fraud": pl.Int8(),
     "analyst": pl.String(),
     "labelled_at": pl.Datetime("ms"),
+}
+
+#: Every verdict ever given, append-only (key ``verdict_id``): history is never overwritten.
+ANALYST_VERDICTS_SCHEMA: dict[str, pl.DataType] = {
+    "verdict_id": pl.String(),
+    **ANALYST_LABELS_SCHEMA,
 }
 
 #: Live performance, one row per day and model version (key ``perf_key`` = "<day>/<version>"),

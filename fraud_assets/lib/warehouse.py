@@ -31,6 +31,8 @@ import polars as pl
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MIGRATIONS_TABLE = "schema_migrations"
+#: Bound parameters per statement, within both SQLite's (32,766) and PostgreSQL's (65,535).
+MAX_PARAMETERS = 30_000
 
 
 def _check_ident(name: str) -> str:
@@ -89,6 +91,10 @@ class Dialect(ABC):
         """Rows as the driver returned them, cast to ``schema``."""
         return frame.cast(schema)
 
+    def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Values as the driver takes them as parameters."""
+        return frame
+
     def in_list(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
         marks = ", ".join(self.mark for _ in values) or "NULL"
         return f'"{_check_ident(column)}" IN ({marks})', list(values)
@@ -134,14 +140,17 @@ class SqliteDialect(Dialect):
     def ensure_schema(self, conn: sqlite3.Connection) -> None:
         return None
 
+    def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.3f"),
+            pl.col(pl.Boolean).cast(pl.Int8),
+        )
+
     def load(
         self, conn: sqlite3.Connection, table: str, frame: pl.DataFrame, key: str, update: bool
     ) -> int:
         cols = [_check_ident(c) for c in frame.columns]
-        conv = frame.with_columns(
-            pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.3f"),
-            pl.col(pl.Boolean).cast(pl.Int8),
-        )
+        conv = self.encode(frame)
         quoted = ", ".join(f'"{c}"' for c in cols)
         marks = ", ".join("?" for _ in cols)
         sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != key)
@@ -376,6 +385,27 @@ class Warehouse:
                 )
                 out[w.table] = out.get(w.table, 0) + written
         return out
+
+    def insert_new(self, table: str, frame: pl.DataFrame, key: str = "trans_num") -> set[str]:
+        """Insert the rows whose ``key`` is not stored yet, in one statement and one
+        transaction (a group commit), and return the keys that were new; a row whose key is
+        stored already changes nothing."""
+        frame = frame.unique(subset=[key], keep="first", maintain_order=True)
+        if frame.height == 0:
+            return set()
+        d = self.dialect
+        cols = [_check_ident(c) for c in frame.columns]
+        head = f"INSERT INTO {d.table(table)} ({', '.join(chr(34) + c + chr(34) for c in cols)})"
+        tail = f'ON CONFLICT ("{_check_ident(key)}") DO NOTHING RETURNING "{key}"'
+        row = "(" + ", ".join(d.mark for _ in cols) + ")"
+        per_statement = max(1, MAX_PARAMETERS // len(cols))
+        new: set[str] = set()
+        with d.connect() as conn:
+            for chunk in d.encode(frame).iter_slices(per_statement):
+                values = ", ".join(row for _ in range(chunk.height))
+                params = [v for r in chunk.iter_rows() for v in r]
+                new |= {r[0] for r in conn.execute(f"{head} VALUES {values} {tail}", params)}
+        return new
 
     def upsert(
         self,

@@ -1,7 +1,6 @@
 """Monitoring: live performance by day and model version, feature drift, and the checks the
 alert sensor watches. Decisions live in ``lib/monitoring.py``; this is wiring."""
 
-import base64
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -9,6 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from fraud_assets.defs.metadata import image
 from fraud_assets.defs.resources import (
     MlflowResource,
     MonitoringResource,
@@ -18,10 +18,11 @@ from fraud_assets.defs.resources import (
 from fraud_assets.defs.training.assets import reference_key
 from fraud_assets.lib import monitoring as mon
 from fraud_assets.lib import registry
+from fraud_assets.lib.clock import utc_now
 from fraud_assets.lib.features import feature_set
 from fraud_assets.lib.ingest import LIVE_TABLE, stranded_keys
 from fraud_assets.lib.lake import SERVED_PREFIX, hours_since, read_hours
-from fraud_assets.lib.landing import LANDING_PREFIX, arrived_at_of_key, hour_prefix
+from fraud_assets.lib.landing import LANDING_PREFIX, arrival_or_none, hour_prefix
 from fraud_assets.lib.schema import (
     FEATURE_DRIFT_SCHEMA,
     LIVE_PERFORMANCE_SCHEMA,
@@ -31,16 +32,8 @@ from fraud_assets.lib.schema import (
 PERFORMANCE_TABLE, DRIFT_TABLE = "live_performance", "feature_drift"
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def _champion(mlflow_registry: MlflowResource) -> registry.RegisteredModel | None:
     return registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
-
-
-def _png(data: bytes, alt: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode()})")
 
 
 def _result(name: str, verdict: mon.Verdict, severity: dg.AssetCheckSeverity, asset: str):  # noqa: ANN202
@@ -83,7 +76,7 @@ def live_performance(
     day and model version (table ``live_performance``; every figure kept for trends). Labels
     count only after the label delay; an analyst's verdict overrides the API's. Days whose
     labels may still change (within the delay) are recomputed; older days are kept."""
-    now, wh = _now(), warehouse.warehouse()
+    now, wh = utc_now(), warehouse.warehouse()
     since = (now - monitoring.label_delay() - dt.timedelta(days=1)).replace(hour=0, minute=0)
     window = max(now - since, monitoring.window())
     labelled = mon.labelled_recent(wh, now, window, monitoring.label_delay())
@@ -104,7 +97,7 @@ def live_performance(
     if history.height:
         from fraud_assets.lib.plots import performance_png
 
-        metadata["trend"] = _png(performance_png(history), "live performance")
+        metadata["trend"] = image(performance_png(history), "live performance")
     yield dg.MaterializeResult(metadata=metadata)
     expected = champ.tag_float("val_flag_rate", 0.01) if champ else 0.01
     flagged = int(current["is_flagged"].sum()) if current.height else 0
@@ -150,7 +143,7 @@ def feature_drift(
     """PSI (evidently's PSI test) of each model feature and of the score: the rows the champion
     served over the recent window against the reference rows kept with it at training (its
     validation window, as served). Every run's figures are kept (table ``feature_drift``)."""
-    now, wh, store = _now(), warehouse.warehouse(), object_store.store()
+    now, wh, store = utc_now(), warehouse.warehouse(), object_store.store()
     champ = _champion(mlflow_registry)
     if champ is None:
         raise dg.Failure("no champion model: nothing to measure drift against", allow_retries=False)
@@ -200,13 +193,13 @@ def feature_drift(
 def live_data_fresh(
     object_store: ObjectStoreResource, monitoring: MonitoringResource
 ) -> dg.AssetCheckResult:
-    now, store = _now(), object_store.store()
+    now, store = utc_now(), object_store.store()
     since = now - dt.timedelta(minutes=monitoring.freshness_minutes) - dt.timedelta(hours=1)
     newest = None
     for hour in reversed(hours_since(since, now)):
-        keys = list(store.list(hour_prefix(hour)))
-        if keys:
-            newest = arrived_at_of_key(max(keys))
+        arrivals = [a for a in map(arrival_or_none, store.list(hour_prefix(hour))) if a]
+        if arrivals:
+            newest = max(arrivals)
             break
     verdict = mon.freshness_check(newest, now, monitoring.freshness_minutes)
     return _result("live_data_fresh", verdict, dg.AssetCheckSeverity.ERROR, "live_transactions")
@@ -224,7 +217,7 @@ def payloads_reconciled(
         object_store.store(),
         warehouse.warehouse(),
         LANDING_PREFIX,
-        _now() - dt.timedelta(minutes=15),
+        utc_now() - dt.timedelta(minutes=15),
     )
     total = sum(stranded.values())
     verdict = mon.Verdict(
@@ -243,7 +236,7 @@ def payloads_reconciled(
 def scored_transactions_complete(
     warehouse: WarehouseResource, mlflow_registry: MlflowResource, monitoring: MonitoringResource
 ) -> dg.AssetCheckResult:
-    now, wh = _now(), warehouse.warehouse()
+    now, wh = utc_now(), warehouse.warehouse()
     champ = _champion(mlflow_registry)
     since = now - monitoring.window()
     live = wh.read_since(

@@ -15,12 +15,9 @@ from fraud_assets.defs.resources import (
 from fraud_assets.lib import monitoring as mon
 from fraud_assets.lib import registry
 from fraud_assets.lib.calibration import recalibrate
+from fraud_assets.lib.clock import utc_now
 from fraud_assets.lib.lake import SERVED_PREFIX, hours_since, read_hours
 from fraud_assets.lib.model import predict_raw
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dg.asset(group_name="monitoring", kinds={"mlflow"}, deps=["scored_transactions"])
@@ -38,7 +35,7 @@ def champion_calibration(
     changes."""
     uri, name = mlflow_registry.tracking_uri, mlflow_registry.model_name
     model, champ = registry.load_champion(uri, name, Path(mlflow_registry.cache_dir))
-    now = _now()
+    now = utc_now()
     since = now - dt.timedelta(days=monitoring.history_days)
     labelled = mon.labelled_recent(
         warehouse.warehouse(), now, now - since, monitoring.label_delay()
@@ -92,7 +89,7 @@ def rollback_champion(
         mlflow_registry.tracking_uri,
         mlflow_registry.model_name,
         config.reason,
-        _now().isoformat(timespec="seconds"),
+        utc_now().isoformat(timespec="seconds"),
     )
     context.log.info(f"champion rolled back from v{before} to v{after}: {config.reason}")
     context.add_output_metadata({"from_version": before, "to_version": after})

@@ -1,7 +1,6 @@
 """The loop's automation: alerts from failed checks and runs, retraining on a schedule and
 when performance or drift alerts fire, monitoring every few minutes."""
 
-import datetime as dt
 import json
 
 import dagster as dg
@@ -18,6 +17,8 @@ from fraud_assets.defs.jobs import (
 from fraud_assets.defs.resources import MlflowResource, MonitoringResource, WarehouseResource
 from fraud_assets.lib import registry
 from fraud_assets.lib.alerts import Alert, alert_key, raise_alerts, window_start
+from fraud_assets.lib.clock import utc_now
+from fraud_assets.lib.features import IncompatibleModel
 from fraud_assets.settings import load_settings
 
 #: The checks that alert, and what each alert starts.
@@ -31,10 +32,6 @@ WATCHED: dict[tuple[str, str], str | None] = {
     ("live_transactions", "no_quarantined_payloads"): None,
 }
 JOBS = {"recalibration": recalibration_job, "retraining": retraining_job}
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dg.sensor(
@@ -79,7 +76,7 @@ def alerts_sensor(
             triggers.append(action)
     if not alerts:
         return dg.SkipReason("no new failed checks")
-    now = _now()
+    now = utc_now()
     sent = raise_alerts(
         warehouse.warehouse(),
         alerts,
@@ -115,7 +112,7 @@ def run_failure_alerts(
     raise_alerts(
         warehouse.warehouse(),
         [Alert(f"run:{run.job_name}", f"run {run.run_id} failed: {context.failure_event.message}")],
-        _now(),
+        utc_now(),
         monitoring.alert_window_minutes,
         monitoring.alert_webhook_url,
     )
@@ -139,8 +136,8 @@ def monitoring_schedule(
         champion = registry.champion_pointer(
             mlflow_registry.tracking_uri, mlflow_registry.model_name
         )
-    except registry.RegistryUnavailable:
-        champion = "unknown"
+    except (registry.RegistryUnavailable, IncompatibleModel):
+        champion = "unknown"  # the run goes ahead, fails loudly and alerts
     if champion is None:
         return dg.SkipReason("no champion model yet: nothing to monitor")
     active = context.instance.get_runs(

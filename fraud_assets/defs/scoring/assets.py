@@ -4,8 +4,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
+from fraud_assets.defs.metadata import column_schema
 from fraud_assets.defs.resources import (
     FeedResource,
     MlflowResource,
@@ -17,7 +17,7 @@ from fraud_assets.lib import registry
 from fraud_assets.lib.features import IncompatibleModel
 from fraud_assets.lib.ingest import IngestReport, ingest_hour
 from fraud_assets.lib.lake import SCORED_PREFIX
-from fraud_assets.lib.live_scoring import score_hours
+from fraud_assets.lib.live_scoring import SCORED_TABLE, import_decisions, score_hours
 
 
 @dg.asset(
@@ -96,14 +96,10 @@ SCORING_CODE_VERSION = "serving-2"
 
 @dg.asset(
     group_name="scoring",
-    kinds={"sql", "sklearn"},
+    kinds={"sql", "sklearn", "parquet"},
     partitions_def=hourly_partitions,
-    io_manager_key="warehouse_io_manager",
-    metadata={
-        "lake_prefix": SCORED_PREFIX,
-        "indexes": ["arrived_at", "model_version", "event_time"],
-    },
-    deps=["live_transactions", "champion_model", "card_state"],
+    metadata={"table": SCORED_TABLE, "lake_prefix": SCORED_PREFIX},
+    deps=["live_transactions", "decision_log", "champion_model", "card_state"],
     code_version=SCORING_CODE_VERSION,
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
@@ -115,40 +111,47 @@ def scored_transactions(
     warehouse: WarehouseResource,
     object_store: ObjectStoreResource,
     feed: FeedResource,
-) -> dg.Output[pl.DataFrame]:
-    """The hour's live transactions scored by the champion through the one serving path
-    (``lib/serving.py``): card state read by card, features for the feed's semantics,
-    calibrated fraud probability, and the expected-cost decision. Rows already scored by the
-    same model version are skipped; a new champion re-scores them, so re-scoring is a
-    backfill, and a backfill of many hours runs as one run. The feature rows each score was
-    computed from are kept in the lake (``served_features/…``), and each scored hour is
-    copied there too (``lake/scored_transactions/hour=…``)."""
+) -> dg.MaterializeResult:
+    """Every decision of the hour, whichever path made it: the polled live transactions
+    scored by the champion through the one serving path (``lib/serving.py``: card state read
+    by card, features for the feed's semantics, calibrated fraud probability, the
+    expected-cost decision), and the decisions the decision service and the stream consumer
+    logged (``decision_log``), imported as they were answered (column ``decided_by``).
+    Polled rows already scored by the same model version are skipped; a new champion
+    re-scores them (a backfill, one run for many hours), never a logged decision. The
+    feature rows each score was computed from are kept in the lake (``served_features/…``);
+    the asset writes its table and each hour's lake copy (``lake/scored_transactions/…``)."""
+    hours = list(context.partition_keys)
     try:
         model, champ = registry.load_champion(
             mlflow_registry.tracking_uri,
             mlflow_registry.model_name,
             Path(mlflow_registry.cache_dir),
         )
-    except registry.NoChampionError as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from exc
-    hours = list(context.partition_keys)
-    try:
         run = score_hours(warehouse.warehouse(), object_store.store(), model, feed.semantics, hours)
-    except IncompatibleModel as exc:
-        raise dg.Failure(f"champion v{champ.version} refused: {exc}", allow_retries=False) from exc
-    scored = run.scored
-    flagged = int(scored["is_flagged"].sum()) if scored.height else 0
-    return dg.Output(
-        scored,
+    except (registry.NoChampionError, IncompatibleModel) as exc:
+        imported = import_decisions(warehouse.warehouse(), object_store.store(), hours)
+        raise dg.Failure(
+            f"no servable champion ({exc}); {imported} logged decisions imported, polled rows "
+            "left unscored",
+            allow_retries=False,
+        ) from exc
+    written = run.written
+    flagged = int(written["is_flagged"].sum()) if written.height else 0
+    return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": scored.height,
+            "dagster/row_count": written.height,
+            "dagster/column_schema": column_schema(written),
+            "scored_polled": run.scored.height,
+            "imported_decisions": run.imported.height,
             "already_scored": run.already_scored,
             "hours": run.hours,
             "flagged": flagged,
-            "amount_flagged": float(scored.filter("is_flagged")["amt"].sum()) if flagged else 0.0,
+            "amount_flagged": float(written.filter("is_flagged")["amt"].sum()) if flagged else 0.0,
             "model_version": champ.version,
             "feed_semantics": feed.semantics,
             "feature_set_version": champ.feature_set_version,
             "min_expected_loss": champ.threshold,
+            "lake": dg.MetadataValue.path(object_store.store().uri(SCORED_PREFIX)),
         },
     )

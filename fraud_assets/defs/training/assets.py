@@ -1,7 +1,6 @@
 """Training: fetch the labelled data, build the card state, train and register candidates,
 and promote one only through the gate (``lib/promotion.py``)."""
 
-import base64
 import dataclasses
 import datetime as dt
 import tempfile
@@ -10,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from fraud_assets.defs.metadata import column_schema, image
 from fraud_assets.defs.resources import (
     FeedResource,
     MlflowResource,
@@ -22,21 +22,13 @@ from fraud_assets.lib import monitoring as monitoring_lib
 from fraud_assets.lib import promotion, registry
 from fraud_assets.lib.card_state import write_state
 from fraud_assets.lib.download import fetch_to_file, source_name
-from fraud_assets.lib.features import for_semantics
+from fraud_assets.lib.features import IncompatibleModel, for_semantics
 from fraud_assets.lib.lake import SERVED_PREFIX, hours_since, read_hours
 from fraud_assets.lib.model import TrainParams, TrainResult, default_params, predict_raw, train
 from fraud_assets.lib.redaction import redact
 from fraud_assets.lib.schema import read_training_csv, validate_transactions
 
 RAW_PREFIX = "raw/training"
-
-
-def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in frame.schema.items()])
-
-
-def _md_image(png: bytes, alt: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 @dg.asset(
@@ -242,12 +234,17 @@ def _check_spec(asset: str) -> dg.AssetCheckSpec:
 
 
 def _current_champion(mlflow_registry: MlflowResource) -> registry.RegisteredModel | None:
-    """The champion, or None when the registry has none; a registry that cannot be reached
-    fails the step before anything is trained: no gate decision without the champion."""
+    """The champion, or None when the registry has none or its champion is unusable (a
+    decision tag that cannot be served: the gate then judges the candidate on the first-model
+    bars, so a broken champion is replaced); a registry that cannot be reached fails the step
+    before anything is trained: no gate decision without the champion."""
     try:
         return registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
     except registry.RegistryUnavailable as exc:
         raise dg.Failure(description=f"no training without the registry: {exc}") from None
+    except IncompatibleModel as exc:
+        dg.get_dagster_logger().warning(f"the champion is unusable, so not compared: {exc}")
+        return None
 
 
 def _champion_scores(
@@ -266,6 +263,7 @@ def _champion_scores(
             mlflow_registry.tracking_uri,
             champion.name,
             champion.version,
+            champion.tags.get(registry.DIGEST_TAG),
         )
         proba = champion.calibration.apply(predict_raw(pipe, fs, result.validation_features))
     return promotion.Scores(
@@ -375,7 +373,7 @@ def _train_candidate(
         "live_rows": result.live_rows,
         "gate": decision.reason,
         **{f"gate_{k}": val for k, val in decision.as_dict().items() if isinstance(val, float)},
-        **{name.removesuffix(".png"): _md_image(png, name) for name, png in plots.items()},
+        **{name.removesuffix(".png"): image(png, name) for name, png in plots.items()},
     }
     url = mlflow_registry.run_url(
         registry.ensure_experiment(
@@ -463,7 +461,7 @@ def champion_model(
         )
     chosen, why = promotion.choose(candidates)
     version = candidates[chosen][0]
-    previous = registry.get_champion(uri, name)
+    previous = _current_champion(mlflow_registry)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
     registry.promote(uri, name, version, why, now)
     champ = registry.get_version(uri, name, version)

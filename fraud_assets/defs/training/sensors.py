@@ -7,6 +7,7 @@ import dagster as dg
 from fraud_assets.defs.jobs import ACTIVE, training_job
 from fraud_assets.defs.resources import MlflowResource
 from fraud_assets.lib import registry
+from fraud_assets.lib.features import IncompatibleModel
 
 #: A failed bootstrap is retried once per this many seconds, not on every tick.
 RETRY_SECONDS = 600
@@ -22,9 +23,14 @@ def training_bootstrap_sensor(
     context: dg.SensorEvaluationContext, mlflow_registry: MlflowResource
 ) -> dg.RunRequest | dg.SkipReason:
     # RegistryUnavailable propagates: the tick fails loudly, and no training starts on a
-    # registry that cannot be seen (it may well hold a champion).
-    if registry.champion_pointer(mlflow_registry.tracking_uri, mlflow_registry.model_name):
-        return dg.SkipReason("a champion model exists")
+    # registry that cannot be seen (it may well hold a champion). A champion whose decision
+    # tags cannot be served is as good as none: training replaces it through the gate.
+    try:
+        if registry.champion_pointer(mlflow_registry.tracking_uri, mlflow_registry.model_name):
+            return dg.SkipReason("a champion model exists")
+        reason = "no champion model"
+    except IncompatibleModel as exc:
+        reason = f"the champion is unusable: {exc}"[:200]
     active = context.instance.get_runs(
         filters=dg.RunsFilter(job_name=training_job.name, statuses=ACTIVE), limit=1
     )
@@ -32,5 +38,5 @@ def training_bootstrap_sensor(
         return dg.SkipReason(f"training run {active[0].run_id} is in progress")
     return dg.RunRequest(
         run_key=f"bootstrap-{int(time.time() // RETRY_SECONDS)}",
-        tags={"fraud/reason": "no champion model"},
+        tags={"fraud/reason": reason},
     )

@@ -1,0 +1,122 @@
+"""``python -m decision_api``: run the decision service; ``python -m decision_api token NAME``:
+make a client's bearer token and its FRAUD_DECISION_CLIENTS entry."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fraud_assets.settings import load_settings
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    s = load_settings()
+    p = argparse.ArgumentParser(
+        prog="python -m decision_api",
+        description="Serve POST /v1/decisions (and /v1/decisions/batch, /healthz, /readyz, "
+        "/metrics, /docs) with the registry's champion. Every option defaults to its "
+        "environment variable (see .env.example); `python -m decision_api token NAME` makes a "
+        "client token.",
+    )
+    p.add_argument(
+        "--host",
+        default=s.decision_host,
+        help=f"bind address (FRAUD_DECISION_HOST, now {s.decision_host}); beyond "
+        "loopback FRAUD_DECISION_CLIENTS is required",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=s.decision_port,
+        help=f"port (FRAUD_DECISION_PORT, now {s.decision_port})",
+    )
+    p.add_argument(
+        "--refresh-seconds",
+        type=float,
+        default=s.decision_refresh_seconds,
+        help="how often the champion alias and the card state's version are read "
+        f"(FRAUD_DECISION_REFRESH_SECONDS, now {s.decision_refresh_seconds})",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=s.decision_max_batch,
+        help="most transactions per micro-batch and per batch request "
+        f"(FRAUD_DECISION_MAX_BATCH, now {s.decision_max_batch})",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=s.decision_batch_wait_ms,
+        help="how long a lone request waits for others to join its batch "
+        f"(FRAUD_DECISION_BATCH_WAIT_MS, now {s.decision_batch_wait_ms})",
+    )
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="uvicorn's log level (default warning)",
+    )
+    return p
+
+
+def serve(argv: list[str]) -> int:
+    import uvicorn
+
+    from decision_api.app import create_app
+    from decision_api.auth import ClientsError, InsecureStartup
+
+    args = _serve_parser().parse_args(argv)
+    settings = load_settings().model_copy(
+        update={
+            "decision_refresh_seconds": args.refresh_seconds,
+            "decision_max_batch": args.max_batch,
+            "decision_batch_wait_ms": args.batch_wait_ms,
+        }
+    )
+    try:
+        app = create_app(settings, host=args.host)
+    except (InsecureStartup, ClientsError) as exc:
+        print(f"decision_api: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        forwarded_allow_ips="",
+    )
+    return 0
+
+
+def token(argv: list[str]) -> int:
+    from decision_api.auth import ClientsError, new_client
+
+    p = argparse.ArgumentParser(
+        prog="python -m decision_api token",
+        description="Print a new bearer token for a client (give it to the client, once) and "
+        "its FRAUD_DECISION_CLIENTS entry (the token's SHA-256: safe to store).",
+    )
+    p.add_argument("name", help="the client's name: 1-64 letters, digits, '.', '_' or '-'")
+    args = p.parse_args(argv)
+    try:
+        secret, entry = new_client(args.name)
+    except ClientsError as exc:
+        print(f"decision_api: {exc}", file=sys.stderr)
+        return 2
+    print(f"token: {secret}\nentry: {entry}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:
+        return token(argv[1:])
+    return serve(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

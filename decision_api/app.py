@@ -1,0 +1,348 @@
+"""The decision service's HTTP application: a thin shell over ``lib/deciding.py``.
+
+``create_app`` builds it from the settings (tests build it with their own). Routes parse,
+authenticate, hand the transactions to the micro-batcher and answer; the decisions themselves
+are ``lib/serving.score_rows``'s, recorded in the decision log before the answer leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, ORJSONResponse, PlainTextResponse
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from decision_api import models
+from decision_api.auth import ANONYMOUS, Clients, bearer, require_clients_off_loopback
+from decision_api.batcher import MicroBatcher, Overloaded
+from decision_api.limits import BodyLimit
+from decision_api.metrics import Metrics
+from fraud_assets.lib import deciding
+from fraud_assets.lib.card_state import CachedState, WarehouseState
+from fraud_assets.lib.champion import LiveChampion, NotReady
+from fraud_assets.lib.clock import utc_now
+from fraud_assets.lib.deciding import Decider, Decision, RowChecker
+from fraud_assets.lib.payloads import PayloadError
+from fraud_assets.lib.ratelimit import RateLimiter, is_loopback
+from fraud_assets.lib.warehouse import Warehouse
+from fraud_assets.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """What the routes share: built once per app."""
+
+    settings: Settings
+    champion: LiveChampion
+    state: CachedState
+    warehouse: Warehouse
+    decider: Decider
+    batcher: MicroBatcher
+    checker: RowChecker
+    clients: Clients
+    limiter: RateLimiter
+    metrics: Metrics
+    open_metrics: bool
+
+
+def build_service(settings: Settings, host: str, champion: LiveChampion | None = None) -> Service:
+    """The parts of one service process, from the settings."""
+    clients = Clients.parse(settings.decision_clients, settings.decision_disabled_clients)
+    require_clients_off_loopback(clients, host)
+    warehouse = Warehouse(settings.database_url, schema=settings.database_schema)
+    champion = champion or LiveChampion(
+        settings.mlflow_tracking_uri,
+        settings.model_name,
+        settings.feed_semantics,
+        settings.model_cache_dir,
+    )
+    state = CachedState(WarehouseState(warehouse), settings.decision_card_cache)
+    decider = Decider(champion, state, warehouse, settings.feed_semantics, "service")
+    metrics = Metrics(champion, lambda: (state.hits, state.misses))
+    batcher = MicroBatcher(
+        decider.decide,
+        max_batch=settings.decision_max_batch,
+        max_wait=settings.decision_batch_wait_ms / 1000,
+        max_queue=settings.decision_queue_size,
+        on_batch=metrics.batch_size.observe,
+    )
+    field = settings.feed_event_time_field if settings.feed_semantics == "payload" else None
+    return Service(
+        settings=settings,
+        champion=champion,
+        state=state,
+        warehouse=warehouse,
+        decider=decider,
+        batcher=batcher,
+        checker=RowChecker(settings.row_limits(), field and "event_time"),
+        clients=clients,
+        limiter=RateLimiter(settings.decision_rate_limit_per_minute, max_clients=10_000),
+        metrics=metrics,
+        open_metrics=is_loopback(host),
+    )
+
+
+def create_app(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    champion: LiveChampion | None = None,
+    follow: bool = True,
+) -> FastAPI:
+    """The ASGI app. ``follow`` runs the champion follower (tests may refresh by hand)."""
+    svc = build_service(settings, host, champion)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        svc.batcher.start()
+        if follow:
+            await asyncio.to_thread(_refresh, svc)
+            thread = threading.Thread(target=_follow, args=(svc, stop), daemon=True)
+            thread.start()
+        yield
+        stop.set()
+        await svc.batcher.stop()
+
+    app = FastAPI(
+        title="Card fraud decision service",
+        version="1",
+        summary="Approve or review a card transaction while the cardholder waits.",
+        description=__doc__,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        responses={401: {"model": models.Problem}, 403: {"model": models.Problem}},
+    )
+    app.state.service = svc
+    app.add_middleware(BodyLimit, max_bytes=settings.decision_max_body_bytes)
+    _errors(app, svc)
+    _routes(app, svc)
+    return app
+
+
+def _refresh(svc: Service) -> None:
+    svc.champion.refresh()
+    svc.state.check()
+
+
+def _follow(svc: Service, stop: threading.Event) -> None:
+    while not stop.wait(svc.settings.decision_refresh_seconds):
+        try:
+            _refresh(svc)
+        except Exception:  # noqa: BLE001 - the card state version check may fail: try later
+            log.exception("refresh failed; serving what is loaded")
+
+
+def _errors(app: FastAPI, svc: Service) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        svc.metrics.errors.labels("invalid").inc()
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+
+def client_of(svc: Service):  # noqa: ANN201
+    """The dependency that says who is asking: 401 without a known token, 403 when disabled,
+    429 over the client's rate. With no clients configured (loopback only) everyone is
+    ``anonymous``."""
+
+    async def client(request: Request) -> str:
+        if not svc.clients:
+            name = ANONYMOUS
+        else:
+            token = bearer(request.headers.get("authorization"))
+            name = svc.clients.who(token) if token else None
+            if name is None:
+                svc.metrics.errors.labels("unauthorized").inc()
+                raise HTTPException(
+                    401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+                )
+            if name in svc.clients.disabled:
+                svc.metrics.errors.labels("forbidden").inc()
+                raise HTTPException(403, f"client {name!r} is disabled")
+        wait = svc.limiter.acquire(name)
+        if wait > 0:
+            svc.metrics.errors.labels("rate_limited").inc()
+            raise HTTPException(429, "rate limited", headers={"Retry-After": str(int(wait) + 1)})
+        return name
+
+    return client
+
+
+def _routes(app: FastAPI, svc: Service) -> None:
+    client = Depends(client_of(svc))
+    unavailable = {503: {"model": models.Problem}, 429: {"model": models.Problem}}
+
+    @app.post(
+        "/v1/decisions",
+        response_model=models.DecisionOut,
+        responses=unavailable,
+        summary="Decide one transaction",
+    )
+    async def decide_one(
+        tx: models.Transaction,
+        explain: bool = Query(False, description="Also say what moved the score, by family."),
+        who: str = client,
+    ) -> models.DecisionOut:
+        started = time.perf_counter()
+        [decision] = await _decide(svc, [tx], who, started, explain, "transaction")
+        svc.metrics.latency.labels("single").observe(time.perf_counter() - started)
+        return _out(decision)
+
+    @app.post(
+        "/v1/decisions/batch",
+        response_model=models.BatchOut,
+        responses=unavailable,
+        summary="Decide several transactions",
+    )
+    async def decide_batch(batch: models.BatchRequest, who: str = client) -> models.BatchOut:
+        started = time.perf_counter()
+        if len(batch.transactions) > svc.settings.decision_max_batch:
+            svc.metrics.errors.labels("invalid").inc()
+            raise HTTPException(
+                422, f"at most {svc.settings.decision_max_batch} transactions per batch"
+            )
+        decisions = await _decide(svc, batch.transactions, who, started, False, "transactions")
+        svc.metrics.latency.labels("batch").observe(time.perf_counter() - started)
+        return models.BatchOut(decisions=[_out(d) for d in decisions])
+
+    @app.post("/v1/noop", summary="Do nothing (the server's own floor, for benchmarks)")
+    async def noop(request: Request, who: str = client) -> dict:
+        await request.body()
+        return {"ok": True}
+
+    @app.get("/healthz", response_model=models.Health, summary="The process is up")
+    async def healthz() -> models.Health:
+        return models.Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=models.Readiness,
+        responses={503: {"model": models.Readiness}},
+        summary="A compatible champion is loaded and the card state is reachable",
+    )
+    async def readyz() -> JSONResponse:
+        body, ok = await asyncio.to_thread(_readiness, svc)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (loopback, or a token)",
+        response_class=PlainTextResponse,
+    )
+    async def metrics(request: Request) -> PlainTextResponse:
+        if not svc.open_metrics:
+            _metrics_allowed(svc, request)
+        svc.metrics.refresh()
+        return PlainTextResponse(
+            generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+
+def _metrics_allowed(svc: Service, request: Request) -> None:
+    token = bearer(request.headers.get("authorization"))
+    allowed = token is not None and (
+        token == svc.settings.decision_metrics_token
+        or (svc.clients.who(token) not in (None, *svc.clients.disabled))
+    )
+    if not allowed:
+        raise HTTPException(
+            401,
+            "metrics need the metrics token or a client's token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+async def _decide(
+    svc: Service,
+    transactions: list[models.Transaction],
+    who: str,
+    started: float,
+    explain: bool,
+    where: str,
+) -> list[Decision]:
+    arrived = utc_now()
+    requests = []
+    for i, tx in enumerate(transactions):
+        values = tx.model_dump(exclude_none=True)
+        try:
+            row = svc.checker.check(values, arrived)
+        except PayloadError as exc:
+            svc.metrics.errors.labels("invalid").inc()
+            loc = ["body", *([where, i] if where == "transactions" else []), exc.field or "body"]
+            raise RequestValidationError(
+                [{"loc": tuple(loc), "msg": str(exc), "type": "value_error"}]
+            ) from None
+        requests.append(deciding.Request(row, who, started, arrived, explain))
+    try:
+        decisions = await svc.batcher.submit(requests)
+    except NotReady as exc:
+        svc.metrics.errors.labels("not_ready").inc()
+        raise HTTPException(503, f"not ready: {exc}") from None
+    except Overloaded as exc:
+        svc.metrics.errors.labels("overloaded").inc()
+        raise HTTPException(503, f"overloaded: {exc}", headers={"Retry-After": "1"}) from None
+    except Exception as exc:
+        svc.metrics.errors.labels("log_unavailable").inc()
+        log.exception("a batch could not be decided and logged")
+        raise HTTPException(
+            503, f"the decision could not be recorded: {type(exc).__name__}"
+        ) from None
+    for d in decisions:
+        svc.metrics.decisions.labels(d.decision).inc()
+    return decisions
+
+
+def _out(d: Decision) -> models.DecisionOut:
+    explanation = (
+        [models.FamilyContribution(family=f, contribution=c) for f, c in d.explanation]
+        if d.explanation is not None
+        else None
+    )
+    return models.DecisionOut(
+        trans_num=d.trans_num,
+        decision=d.decision,  # type: ignore[arg-type]
+        fraud_probability=d.fraud_probability,
+        threshold=d.threshold,
+        expected_loss=d.expected_loss,
+        model_name=d.model_name,
+        model_version=d.model_version,
+        feature_set_version=d.feature_set_version,
+        feed_semantics=d.feed_semantics,
+        server_ms=d.server_ms,
+        repeated=d.repeated,
+        explanation=explanation,
+    )
+
+
+def _readiness(svc: Service) -> tuple[models.Readiness, bool]:
+    status = svc.champion.status()
+    try:
+        version = svc.state.check()
+        card_state = "reachable" if version else "reachable, but card_state was never written"
+        reachable = True
+    except Exception as exc:  # noqa: BLE001 - any failure: not reachable, and why
+        card_state, reachable = f"unreachable: {type(exc).__name__}", False
+    ago = None if status.checked_at is None else round(time.time() - status.checked_at, 3)
+    body = models.Readiness(
+        ready=status.ready and reachable,
+        reason=status.reason if reachable else f"{status.reason}; card state {card_state}",
+        model_version=status.version,
+        refused_version=status.refused_version,
+        champion_checked_seconds_ago=ago,
+        card_state=card_state,
+    )
+    return body, body.ready

@@ -1,0 +1,172 @@
+"""Deciding while the cardholder waits: a batch of checked transactions through the one serving
+path, recorded in the decision log before anyone is answered.
+
+The decision service (HTTP) and the stream consumer both call ``Decider.decide``: the
+champion's ``lib/serving.score_rows`` (card state, features, calibrated probability, the
+expected-cost rule), then one group commit of the batch to the log. A transaction decided
+before (a client's retry, a broker's redelivery, another replica) is answered with its first,
+logged decision, so every ``trans_num`` has exactly one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from fraud_assets.lib import decision_log
+from fraud_assets.lib.champion import LiveChampion, Loaded
+from fraud_assets.lib.clock import utc_now
+from fraud_assets.lib.explain import Explainer
+from fraud_assets.lib.landing import HOUR_FORMAT
+from fraud_assets.lib.payloads import Limits, check_row, row_checks
+from fraud_assets.lib.schema import TRANSACTION_SCHEMA
+from fraud_assets.lib.serving import CardStateSource, score_rows
+from fraud_assets.lib.warehouse import Warehouse
+
+#: What a transaction's decision says: review it, or let it through.
+REVIEW, APPROVE = "review", "approve"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One transaction to decide: its checked row, who asks, and when it arrived."""
+
+    row: dict[str, object]  # canonical values (``check_row``), ``event_time`` included
+    client: str
+    received: float  # time.perf_counter() when it arrived
+    arrived_at: dt.datetime  # naive UTC
+    explain: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one transaction (nothing of the card's history or profile)."""
+
+    trans_num: str
+    decision: str
+    fraud_probability: float
+    threshold: float
+    expected_loss: float
+    model_name: str
+    model_version: str
+    feature_set_version: str
+    feed_semantics: str
+    server_ms: float
+    repeated: bool = False  # decided before: this is the first, logged decision
+    #: TreeSHAP contributions to the raw score by feature family, largest first (on request).
+    explanation: tuple[tuple[str, float], ...] | None = None
+
+
+class RowChecker:
+    """A request body's row checked exactly as a polled row is (``lib/payloads.py``); the
+    arrival is the service's clock, and the event time the body's own for ``payload`` feeds."""
+
+    def __init__(self, limits: Limits, event_time_field: str | None) -> None:
+        self.limits, self.event_time_field = limits, event_time_field
+        self.checks = row_checks(limits)
+
+    def check(self, values: dict[str, object], arrived_at: dt.datetime) -> dict[str, object]:
+        return check_row(values, arrived_at, self.event_time_field, self.limits, self.checks)
+
+
+class Decider:
+    """Decides batches with the live champion and records them (see the module)."""
+
+    def __init__(
+        self,
+        champion: LiveChampion,
+        state: CardStateSource,
+        warehouse: Warehouse,
+        semantics: str,
+        decided_by: str = "service",
+    ) -> None:
+        self.champion, self.state, self.warehouse = champion, state, warehouse
+        self.semantics, self.decided_by = semantics, decided_by
+        self._explainers: dict[str, Explainer] = {}
+        decision_log.ensure_log(warehouse)
+
+    def decide(self, requests: Sequence[Request]) -> list[Decision]:
+        """Score, log, answer: one ``Decision`` per request, in order. NotReady without a
+        champion; any failure to log raises, so nothing unlogged is ever answered."""
+        loaded = self.champion.current()
+        first = {r.row["trans_num"]: r for r in reversed(requests)}  # the first of each id
+        todo = list(reversed(first.values()))
+        rows = self._frame(todo)
+        batch = score_rows(
+            rows, self.state, loaded.model, semantics=self.semantics, decided_by=self.decided_by
+        )
+        done = time.perf_counter()
+        logged = decision_log.log_rows(
+            rows,
+            batch,
+            self.decided_by,
+            [r.client for r in todo],
+            [(done - r.received) * 1000 for r in todo],
+            utc_now(),
+        )
+        new = decision_log.record(self.warehouse, logged)
+        answers = {d.trans_num: d for d in self._answers(loaded, logged, new)}
+        wanted = {r.row["trans_num"] for r in requests if r.explain}
+        if wanted:
+            answers |= self._explained(loaded, answers, wanted)
+        return [answers[r.row["trans_num"]] for r in requests]
+
+    def _explained(
+        self, loaded: Loaded, answers: dict[str, Decision], wanted: set[str]
+    ) -> dict[str, Decision]:
+        """The decisions in ``wanted`` with what moved each score, computed on the features
+        each was decided on (the logged ones, for a repeat)."""
+        served = decision_log.served_of(decision_log.read_logged(self.warehouse, list(wanted)))
+        version = loaded.info.version
+        if version not in self._explainers:
+            self._explainers = {version: Explainer(loaded.model.pipeline, loaded.model.feature_set)}
+        explainer = self._explainers[version]
+        out = {}
+        for row in served.filter(pl.col("model_version") == version).partition_by("trans_num"):
+            families = explainer.explain(row).families.select("family", "contribution").rows()
+            trans_num = row["trans_num"][0]
+            out[trans_num] = dataclasses.replace(answers[trans_num], explanation=tuple(families))
+        return out
+
+    def _frame(self, requests: Sequence[Request]) -> pl.DataFrame:
+        rows = [
+            {**{c: r.row.get(c) for c in TRANSACTION_SCHEMA}, "arrived_at": r.arrived_at}
+            for r in requests
+        ]
+        frame = pl.DataFrame(rows, schema={**TRANSACTION_SCHEMA, "arrived_at": pl.Datetime("ms")})
+        return frame.with_columns(
+            event_time_source=pl.lit(self.semantics),
+            batch_hour=pl.col("arrived_at").dt.strftime(HOUR_FORMAT),
+        )
+
+    def _answers(self, loaded: Loaded, logged: pl.DataFrame, new: set[str]) -> list[Decision]:
+        repeats = [t for t in logged["trans_num"] if t not in new]
+        frames = [logged.filter(pl.col("trans_num").is_in(list(new)))]
+        if repeats:
+            frames.append(decision_log.read_logged(self.warehouse, repeats))
+        return [
+            _decision(row, repeated=row["trans_num"] not in new)
+            for frame in frames
+            for row in frame.iter_rows(named=True)
+        ]
+
+
+def _decision(row: dict[str, object], repeated: bool) -> Decision:
+    return Decision(
+        trans_num=row["trans_num"],
+        decision=REVIEW if row["is_flagged"] else APPROVE,
+        fraud_probability=row["fraud_probability"],
+        threshold=row["threshold"],
+        expected_loss=row["expected_loss"],
+        model_name=row["model_name"],
+        model_version=row["model_version"],
+        feature_set_version=row["feature_set_version"],
+        feed_semantics=row["feed_semantics"],
+        server_ms=row["server_ms"],
+        repeated=repeated,
+    )
