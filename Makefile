@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint bench bench-app lock clean
+.PHONY: help install run test test-fast test-props lint bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,12 +23,24 @@ install: $(STAMP) ## Build .venv from requirements.lock
 run: $(STAMP) ## Run the whole local platform (Dagster, API stand-in, Gradio app)
 	$(BIN)/python -m fraud_assets.platform
 
-test: $(STAMP) ## Run the full test suite (ruff, workflow/compose schemas, pytest; installs chromium if missing)
+FAST := not integration and not e2e
+PYTEST := $(BIN)/python -m pytest -n 2
+
+test: $(STAMP) ## Everything: the fast tier first (stops on a failure), then servers and processes
 	$(BIN)/ruff check .
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.ops.yml
+	$(PYTEST) -m "$(FAST)" -x
 	.ci/ensure-chromium
-	$(BIN)/python -m pytest
+	$(PYTEST) --dist loadfile -m "not ($(FAST))"
+
+test-fast: $(STAMP) ## The tests that need no server, no dagster dev and no trained platform (< 2 min)
+	$(BIN)/ruff check .
+	$(PYTEST) -m "$(FAST)"
+
+test-props: $(STAMP) ## The long property-based run: 100,000 hostile batches through the parser
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -p no:cacheprovider \
+	  fraud_assets_tests/lib/test_parse_properties.py -k "escapes" -q
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from fraud_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from fraud_assets.lib.storage import ObjectStore, open_store
 from fraud_assets.lib.warehouse import Warehouse
 from fraud_assets.settings import Settings, load_settings
 
@@ -20,14 +20,15 @@ def warehouse(config: Settings | None = None) -> Warehouse:
 def object_store(config: Settings | None = None) -> ObjectStore:
     """The platform's object store: FRAUD_S3_BUCKET if set, else the local directory."""
     config = config or load_settings()
-    if config.s3_bucket:
+
+    def client():  # noqa: ANN202
         import boto3
 
-        client = boto3.client(
+        return boto3.client(
             "s3", endpoint_url=config.aws_endpoint_url, region_name=config.aws_region
         )
-        return S3ObjectStore(client, config.s3_bucket, config.s3_prefix)
-    return LocalObjectStore(config.data_dir / "objects")
+
+    return open_store(config.objects_dir, config.s3_bucket, config.s3_prefix, client)
 
 
 def disable_telemetry() -> None:

@@ -23,7 +23,7 @@ import requests
 from benchmarks.harness import ROOT, start, start_platform, stop
 from benchmarks.machine import print_machine
 from fraud_assets.platform import ensure_demo_data, wait_http
-from fraud_assets_tests.servers import free_port
+from fraud_assets.testing.servers import free_port
 
 TICK = 5
 

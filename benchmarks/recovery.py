@@ -30,7 +30,7 @@ import polars as pl
 
 from benchmarks.harness import seed_platform, start_platform, stop
 from benchmarks.machine import describe
-from fraud_assets_tests.servers import free_port
+from fraud_assets.testing.servers import free_port
 
 #: Fraud of another time: small amounts in other categories (category, share, low, high $).
 OLD_FRAUD = (

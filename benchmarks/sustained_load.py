@@ -18,7 +18,7 @@ import requests
 
 from benchmarks.harness import start_platform, stop
 from benchmarks.machine import print_machine
-from fraud_assets_tests.servers import free_port
+from fraud_assets.testing.servers import free_port
 
 
 def _scored(db: Path) -> tuple[int, int, set[str]]:

@@ -1,27 +1,14 @@
-"""The code location: every asset, check, job and sensor, with resources chosen by environment."""
+"""The code location: each domain folder of ``defs/`` brings its own assets, checks, jobs,
+sensors and schedules, grouped by the folder they live in; one resource set, built from the
+settings, serves them all (each part switches to production when its variable is set)."""
 
 from __future__ import annotations
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from fraud_assets.defs import monitoring, scoring, training
 from fraud_assets.defs.io_managers import ParquetIOManager
-from fraud_assets.defs.jobs import (
-    challenger_job,
-    monitoring_job,
-    recalibration_job,
-    retraining_job,
-    scoring_job,
-    training_job,
-)
-from fraud_assets.defs.monitoring.assets import MONITORING_CHECKS, feature_drift, live_performance
-from fraud_assets.defs.monitoring.loop import champion_calibration, rollback_job
-from fraud_assets.defs.monitoring.sensors import (
-    alerts_sensor,
-    monitoring_schedule,
-    retraining_schedule,
-    run_failure_alerts,
-)
 from fraud_assets.defs.resources import (
     FeedResource,
     MlflowResource,
@@ -31,24 +18,10 @@ from fraud_assets.defs.resources import (
     TransactionsApiResource,
     WarehouseResource,
 )
-from fraud_assets.defs.scoring.assets import live_transactions, scored_transactions
-from fraud_assets.defs.scoring.decisions import (
-    decision_log_asset,
-    decision_log_fresh,
-    decisions_imported,
-    decisions_sensor,
-)
-from fraud_assets.defs.scoring.sensors import transactions_sensor
-from fraud_assets.defs.training.assets import (
-    card_state,
-    champion_model,
-    hgb_model,
-    live_training_rows,
-    raw_training_data,
-    rf_model,
-)
-from fraud_assets.defs.training.sensors import training_bootstrap_sensor
 from fraud_assets.settings import Settings, load_settings
+
+#: The domain folders of ``defs/``: each asset's group is its folder's name.
+DOMAINS = (training, scoring, monitoring)
 
 
 def _secret(config: Settings, name: str, default: str) -> str | dg.EnvVar:
@@ -61,10 +34,7 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
     config = config or load_settings()
     s3 = S3Resource(endpoint_url=config.aws_endpoint_url, region_name=config.aws_region)
     store = ObjectStoreResource(
-        local_dir=str(config.data_dir / "objects"),
-        bucket=config.s3_bucket,
-        prefix=config.s3_prefix,
-        s3=s3,
+        local_dir=str(config.objects_dir), bucket=config.s3_bucket, prefix=config.s3_prefix, s3=s3
     )
     warehouse = WarehouseResource(
         url=_secret(config, "FRAUD_DATABASE_URL", config.database_url),
@@ -86,6 +56,7 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
             max_amount=config.max_amount,
             max_clock_skew_hours=config.max_clock_skew_hours,
             max_payloads_per_run=config.max_payloads_per_run,
+            spool_dir=str(config.spool_dir),
         ),
         "transactions_api": TransactionsApiResource(
             base_url=config.transactions_api_url,
@@ -93,6 +64,7 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
             timeout_seconds=config.api_timeout_seconds,
             budget_seconds=config.api_fetch_budget_seconds,
             max_body_bytes=config.api_max_body_bytes,
+            calls_per_tick=config.calls_per_tick,
         ),
         "monitoring": MonitoringResource(
             label_delay_hours=config.label_delay_hours,
@@ -108,38 +80,11 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
     }
 
 
-defs = dg.Definitions(
-    assets=[
-        raw_training_data,
-        card_state,
-        live_training_rows,
-        rf_model,
-        hgb_model,
-        champion_model,
-        live_transactions,
-        decision_log_asset,
-        scored_transactions,
-        live_performance,
-        feature_drift,
-        champion_calibration,
-    ],
-    asset_checks=[*MONITORING_CHECKS, decision_log_fresh, decisions_imported],
-    jobs=[
-        training_job,
-        retraining_job,
-        challenger_job,
-        recalibration_job,
-        monitoring_job,
-        scoring_job,
-        rollback_job,
-    ],
-    sensors=[
-        transactions_sensor,
-        decisions_sensor,
-        training_bootstrap_sensor,
-        alerts_sensor,
-        run_failure_alerts,
-    ],
-    schedules=[monitoring_schedule, retraining_schedule],
-    resources=build_resources(),
-)
+def build_definitions(config: Settings | None = None) -> dg.Definitions:
+    """The code location for ``config`` (default: the environment and ``.env``)."""
+    config = config or load_settings()
+    domains = [package.definitions(config) for package in DOMAINS]
+    return dg.Definitions.merge(*domains, dg.Definitions(resources=build_resources(config)))
+
+
+defs = build_definitions()

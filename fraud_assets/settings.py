@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(1_000_000, validation_alias=_var("FRAUD_API_MAX_BODY_BYTES"))
     poll_interval_seconds: int = Field(15, validation_alias=_var("FRAUD_POLL_INTERVAL_SECONDS"))
     calls_per_tick: int = Field(1, validation_alias=_var("FRAUD_CALLS_PER_TICK"))
+    decisions_sensor_seconds: int = Field(
+        5, validation_alias=_var("FRAUD_DECISIONS_SENSOR_SECONDS")
+    )
     max_payloads_per_run: int = Field(5000, validation_alias=_var("FRAUD_MAX_PAYLOADS_PER_RUN"))
 
     # --- validation of live rows ------------------------------------------------------------
@@ -198,6 +201,16 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "model_cache"
+
+    @property
+    def objects_dir(self) -> Path:
+        """The local object store, when no bucket is set."""
+        return self.data_dir / "objects"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where fetched payloads wait while object storage is down."""
+        return self.data_dir / "spool"
 
     def row_limits(self) -> Limits:
         """The bounds a live row must keep to, for every path that takes one."""

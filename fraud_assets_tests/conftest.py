@@ -2,43 +2,44 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from fraud_assets.lib.generator import GeneratorConfig, generate_transactions, write_csv
+from fraud_assets.lib.generator import generate_transactions, write_csv
 from fraud_assets.lib.schema import training_csv_to_canonical
 from fraud_assets.standin.app import StandinConfig, create_app
-from fraud_assets_tests.servers import postgres_url, serve_app
+from fraud_assets.testing.servers import postgres_url, serve_app
+from fraud_assets_tests.helpers.data import SMALL, SPLIT, Dataset
+from fraud_assets_tests.helpers.platform import (
+    TRAIN_CONFIG,
+    TRAINING_ASSETS,
+    Platform,
+    make_platform,
+)
+
+#: Fixtures that bring up a real server or train a platform: tests that use them are
+#: integration tests (``make test-fast`` leaves them out), whether or not they say so.
+SERVER_FIXTURES = frozenset(
+    {"pg_url", "pg_schema", "standin_url", "trained", "scored_platform", "app_url"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses and not item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.integration)
+
 
 # Property tests: a bounded run in `make test`, a long one in `make test-props`.
 hypothesis_settings.register_profile("default", max_examples=300, deadline=None)
 hypothesis_settings.register_profile("long", max_examples=100_000, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
-
-#: Small but fraud-rich: ~120 cards over four months.
-SMALL = GeneratorConfig(
-    n_cards=120,
-    start=dt.date(2020, 1, 1),
-    end=dt.date(2020, 5, 1),
-    compromises_per_card_year=1.0,
-    seed=11,
-)
-SPLIT = dt.datetime(2020, 4, 10)
-
-
-@dataclass
-class Dataset:
-    public: pl.DataFrame  # public CSV layout
-    canonical: pl.DataFrame
-    train_csv: Path
-    test_csv: Path
 
 
 @pytest.fixture(scope="session")
@@ -91,51 +92,6 @@ def pg_schema(pg_url: str):
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
-@dataclass
-class Platform:
-    """A local deployment in a temp dir: resources exactly as definitions.py builds them."""
-
-    data_dir: Path
-    resources: dict
-
-
-def make_platform(mp: pytest.MonkeyPatch, root: Path, standin_url: str, **env: str) -> Platform:
-    """Set the environment (kept until ``mp`` is undone: secrets resolve at run time) and
-    build the resources as definitions.py does."""
-    from fraud_assets.definitions import build_resources
-
-    values = {
-        "FRAUD_DATA_DIR": str(root),
-        "TRANSACTIONS_API_URL": standin_url,
-        "FRAUD_TRAINING_DATA_URL": f"{standin_url}/files/fraudTrain.csv",
-        "FRAUD_API_MIN_INTERVAL_SECONDS": "0",
-        **env,
-    }
-    for name in (
-        "FRAUD_S3_BUCKET",
-        "FRAUD_DATABASE_URL",
-        "MLFLOW_TRACKING_URI",
-        "AWS_ENDPOINT_URL",
-        "FRAUD_FEED_SEMANTICS",
-        "FRAUD_FEED_EVENT_TIME_FIELD",
-    ):
-        if name not in values:
-            mp.delenv(name, raising=False)
-    for name, value in values.items():
-        mp.setenv(name, value)
-    return Platform(root, build_resources())
-
-
-TRAIN_CONFIG = {"ops": {"rf_model": {"config": {"n_estimators": 30, "n_jobs": 2}}}}
-TRAINING_ASSETS = (
-    "raw_training_data",
-    "card_state",
-    "live_training_rows",
-    "rf_model",
-    "champion_model",
-)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, standin_url: str) -> Platform:
     """A local platform whose training assets have been materialized once."""
@@ -161,7 +117,7 @@ def scored_platform(trained: Platform, dataset: Dataset) -> Platform:
     from fraud_assets.lib.card_state import WarehouseState
     from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
     from fraud_assets.lib.serving import score_rows
-    from fraud_assets_tests.test_scoring import run, tick
+    from fraud_assets_tests.helpers.platform import run, tick
 
     cursor = None
     for _ in range(4):
@@ -188,7 +144,7 @@ def app_url(scored_platform: Platform):
     """The Gradio app launched on loopback, configured only through the environment that
     ``trained`` set (FRAUD_DATA_DIR, with SQLite and the local MLflow store under it)."""
     from app_gradio.app import build_app, launch
-    from fraud_assets_tests.servers import free_port
+    from fraud_assets.testing.servers import free_port
 
     mp = pytest.MonkeyPatch()
     mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")

@@ -1169,7 +1169,7 @@ PASSWORDS = {
 
 
 def _pg_tool(name: str) -> str | None:
-    from fraud_assets_tests.servers import _pg_bin
+    from fraud_assets.testing.servers import _pg_bin
 
     return _pg_bin(name)
 
@@ -1178,7 +1178,7 @@ def _pg_tool(name: str) -> str | None:
 def roles_cluster() -> Iterator[dict]:
     """A throwaway cluster (not a shared test server: the script makes fixed-name roles and
     databases) with password logins over TCP, after deploy/postgres-init.sh ran on it."""
-    from fraud_assets_tests.servers import PG_HELP, free_port
+    from fraud_assets.testing.servers import PG_HELP, free_port
 
     initdb, pg_ctl, psql = _pg_tool("initdb"), _pg_tool("pg_ctl"), _pg_tool("psql")
     if not (initdb and pg_ctl and psql):
@@ -1379,7 +1379,7 @@ def test_mlflow_server_with_login_refuses_anonymous_requests(
     import requests
 
     from fraud_assets.lib import registry
-    from fraud_assets_tests.servers import free_port, fresh_database, mlflow_server
+    from fraud_assets.testing.servers import free_port, fresh_database, mlflow_server
 
     passwords = {user: f"{user}-password" for user in mlflow_users()}
     port = free_port()

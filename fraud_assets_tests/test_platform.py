@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fraud_assets_tests.servers import free_port
+from fraud_assets.testing.servers import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e
 
 
 def _processes_using(data_dir: Path) -> list[int]:

@@ -1,9 +1,12 @@
-"""How assets describe what they wrote in Dagster's metadata: column schemas and plots."""
+"""How assets and checks describe what they found in Dagster's metadata: column schemas,
+plots, and check results from ``lib/monitoring`` verdicts."""
 
 import base64
 
 import dagster as dg
 import polars as pl
+
+from fraud_assets.lib.monitoring import Verdict
 
 
 def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
@@ -14,3 +17,16 @@ def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
 def image(png: bytes, alt: str) -> dg.MetadataValue:
     """A PNG plot, shown inline in the asset's metadata."""
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def check_result(
+    key: dg.AssetCheckKey, verdict: Verdict, severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult:
+    """A check's result from a verdict: its reason and figures as metadata."""
+    return dg.AssetCheckResult(
+        check_name=key.name,
+        asset_key=key.asset_key,
+        passed=verdict.passed,
+        severity=severity,
+        metadata={"reason": verdict.reason, **{k: float(v) for k, v in verdict.figures.items()}},
+    )

@@ -206,6 +206,17 @@ def row_hash(columns: tuple[str, ...] = CONTENT_COLUMNS) -> pl.Expr:
     )
 
 
+def _key_text(key: str) -> str:
+    """The key as the ledger can store it: object stores hold UTF-8 keys (a local directory's
+    file names that are not UTF-8 are never listed), so this only escapes what no store
+    gives."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return key
+
+
 @dataclass
 class _Parsed:
     """One payload's outcome: its rows (``LIVE_TRANSACTIONS_SCHEMA``), rejects and ledger."""
@@ -276,7 +287,8 @@ def parse_payloads(
     ``hour`` is the batch's hour, for a key outside any hour directory."""
     processed_at = processed_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     limits = limits or Limits()
-    parsed = [_parse_one(k, b, feed, limits, hour, processed_at) for k, b in sorted(payloads)]
+    texts = [(_key_text(k), b) for k, b in payloads]
+    parsed = [_parse_one(k, b, feed, limits, hour, processed_at) for k, b in sorted(texts)]
     rows = pl.concat(
         [pl.DataFrame(schema=LIVE_TRANSACTIONS_SCHEMA), *(p.rows for p in parsed)], how="vertical"
     )
@@ -332,8 +344,8 @@ class Spool:
     """A local directory holding payloads that could not be landed yet (object store down),
     so a fetched payload is never lost: ``flush`` lands them once the store answers."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
 
     def put(self, key: str, body: bytes) -> None:
         path = self.root / key.replace("/", "__")

@@ -369,6 +369,12 @@ def previous_champion(tracking_uri: str, model_name: str) -> str | None:
     return None
 
 
+def reference_key(model_name: str, version: str) -> str:
+    """Where a model version's reference rows (validation features and scores) are kept: what
+    drift is measured against."""
+    return f"references/{model_name}/v{version}.parquet"
+
+
 #: Version tag holding the sha256 of the model file as registered.
 DIGEST_TAG = "model_sha256"
 

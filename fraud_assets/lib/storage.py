@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ class LocalObjectStore(ObjectStore):
             for p in base.rglob("*")
             if p.is_file() and not p.name.endswith(".part") and not p.name.startswith("tmp")
         )
-        return iter(sorted(keys))
+        return iter(sorted(k for k in keys if _is_utf8(k)))
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
@@ -125,3 +125,26 @@ class S3ObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def open_store(
+    local_dir: str | os.PathLike[str],
+    bucket: str | None,
+    prefix: str,
+    s3_client: Callable[[], Any],
+) -> ObjectStore:
+    """The platform's object store: the S3 bucket when one is set, else the local directory.
+    The code location's resources and the web app both open it here."""
+    if bucket:
+        return S3ObjectStore(s3_client(), bucket, prefix)
+    return LocalObjectStore(local_dir)
+
+
+def _is_utf8(key: str) -> bool:
+    """A file name that is not UTF-8 (decoded with surrogate escapes) is no object key: an S3
+    store could not hold it, and nothing the platform writes has one."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,5 +1,5 @@
-"""Monitoring: live performance by day and model version, feature drift, and the checks the
-alert sensor watches. Decisions live in ``lib/monitoring.py``; this is wiring."""
+"""Monitoring: live performance by day and model version, feature drift, and their checks
+(the alert sensor watches them). Decisions live in ``lib/monitoring.py``; this is wiring."""
 
 import datetime as dt
 import uuid
@@ -8,62 +8,50 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from fraud_assets.defs.metadata import image
+from fraud_assets.defs.metadata import check_result, image
 from fraud_assets.defs.resources import (
     MlflowResource,
     MonitoringResource,
     ObjectStoreResource,
     WarehouseResource,
 )
-from fraud_assets.defs.training.assets import reference_key
 from fraud_assets.lib import monitoring as mon
 from fraud_assets.lib import registry
 from fraud_assets.lib.clock import utc_now
 from fraud_assets.lib.features import feature_set
-from fraud_assets.lib.ingest import LIVE_TABLE, stranded_keys
 from fraud_assets.lib.lake import SERVED_PREFIX, hours_since, read_hours
-from fraud_assets.lib.landing import LANDING_PREFIX, arrival_or_none, hour_prefix
 from fraud_assets.lib.schema import (
     FEATURE_DRIFT_SCHEMA,
     LIVE_PERFORMANCE_SCHEMA,
-    LIVE_TRANSACTIONS_SCHEMA,
 )
 
 PERFORMANCE_TABLE, DRIFT_TABLE = "live_performance", "feature_drift"
 
 
-def _champion(mlflow_registry: MlflowResource) -> registry.RegisteredModel | None:
-    return registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
-
-
-def _result(name: str, verdict: mon.Verdict, severity: dg.AssetCheckSeverity, asset: str):  # noqa: ANN202
-    return dg.AssetCheckResult(
-        check_name=name,
-        asset_key=asset,
-        passed=verdict.passed,
-        severity=severity,
-        metadata={"reason": verdict.reason, **{k: float(v) for k, v in verdict.figures.items()}},
-    )
+FLAG_RATE_CHECK = dg.AssetCheckSpec(
+    "flag_rate_within_bounds",
+    asset="live_performance",
+    description="The champion's flag rate over the recent window is within the bounds learned "
+    "at training (a third to three times its validation flag rate).",
+)
+PERFORMANCE_CHECK = dg.AssetCheckSpec(
+    "model_performance_holding",
+    asset="live_performance",
+    description="Delayed labels do not say the model is failing (precision or recall below "
+    "half of validation).",
+)
+DRIFT_CHECK = dg.AssetCheckSpec(
+    "drift_under_threshold",
+    asset="feature_drift",
+    description=f"No model feature, nor the score, has PSI >= {mon.PSI_THRESHOLD} against the "
+    "champion's training reference.",
+)
 
 
 @dg.asset(
-    group_name="monitoring",
     kinds={"sql", "polars"},
     deps=["scored_transactions"],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "flag_rate_within_bounds",
-            asset="live_performance",
-            description="The champion's flag rate over the recent window is within the bounds "
-            "learned at training (a third to three times its validation flag rate).",
-        ),
-        dg.AssetCheckSpec(
-            "model_performance_holding",
-            asset="live_performance",
-            description="Delayed labels do not say the model is failing (precision or recall "
-            "below half of validation).",
-        ),
-    ],
+    check_specs=[FLAG_RATE_CHECK, PERFORMANCE_CHECK],
     pool="warehouse",
 )
 def live_performance(
@@ -80,7 +68,7 @@ def live_performance(
     since = (now - monitoring.label_delay() - dt.timedelta(days=1)).replace(hour=0, minute=0)
     window = max(now - since, monitoring.window())
     labelled = mon.labelled_recent(wh, now, window, monitoring.label_delay())
-    champ = _champion(mlflow_registry)
+    champ = mlflow_registry.champion()
     review_cost = champ.decision.review_cost if champ else 5.0
     daily = mon.daily_performance(labelled, review_cost, now)
     wh.ensure_table(PERFORMANCE_TABLE, LIVE_PERFORMANCE_SCHEMA, key="perf_key", indexes=["day"])
@@ -101,36 +89,26 @@ def live_performance(
     yield dg.MaterializeResult(metadata=metadata)
     expected = champ.tag_float("val_flag_rate", 0.01) if champ else 0.01
     flagged = int(current["is_flagged"].sum()) if current.height else 0
-    yield _result(
-        "flag_rate_within_bounds",
+    yield check_result(
+        FLAG_RATE_CHECK.key,
         mon.flag_rate_check(flagged, current.height, expected),
         dg.AssetCheckSeverity.ERROR,
-        "live_performance",
     )
-    yield _result(
-        "model_performance_holding",
+    yield check_result(
+        PERFORMANCE_CHECK.key,
         mon.performance_check(
             current,
             champ.metrics.get("val_precision", 0.0) if champ else 0.0,
             champ.metrics.get("val_recall", 0.0) if champ else 0.0,
         ),
         dg.AssetCheckSeverity.ERROR,
-        "live_performance",
     )
 
 
 @dg.asset(
-    group_name="monitoring",
     kinds={"polars", "sql"},
     deps=["scored_transactions"],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "drift_under_threshold",
-            asset="feature_drift",
-            description=f"No model feature, nor the score, has PSI >= {mon.PSI_THRESHOLD} against "
-            "the champion's training reference.",
-        )
-    ],
+    check_specs=[DRIFT_CHECK],
     pool="warehouse",
 )
 def feature_drift(
@@ -144,10 +122,10 @@ def feature_drift(
     served over the recent window against the reference rows kept with it at training (its
     validation window, as served). Every run's figures are kept (table ``feature_drift``)."""
     now, wh, store = utc_now(), warehouse.warehouse(), object_store.store()
-    champ = _champion(mlflow_registry)
+    champ = mlflow_registry.champion()
     if champ is None:
         raise dg.Failure("no champion model: nothing to measure drift against", allow_retries=False)
-    ref_key = reference_key(champ.name, champ.version)
+    ref_key = registry.reference_key(champ.name, champ.version)
     if not store.exists(ref_key):
         raise dg.Failure(
             f"champion v{champ.version} has no reference rows at {ref_key}", allow_retries=False
@@ -178,84 +156,6 @@ def feature_drift(
             ),
         }
     )
-    yield _result(
-        "drift_under_threshold",
-        mon.drift_check(scores, current.height),
-        dg.AssetCheckSeverity.ERROR,
-        "feature_drift",
+    yield check_result(
+        DRIFT_CHECK.key, mon.drift_check(scores, current.height), dg.AssetCheckSeverity.ERROR
     )
-
-
-@dg.asset_check(
-    asset="live_transactions",
-    description="A payload landed within the last FRAUD_FRESHNESS_MINUTES.",
-)
-def live_data_fresh(
-    object_store: ObjectStoreResource, monitoring: MonitoringResource
-) -> dg.AssetCheckResult:
-    now, store = utc_now(), object_store.store()
-    since = now - dt.timedelta(minutes=monitoring.freshness_minutes) - dt.timedelta(hours=1)
-    newest = None
-    for hour in reversed(hours_since(since, now)):
-        arrivals = [a for a in map(arrival_or_none, store.list(hour_prefix(hour))) if a]
-        if arrivals:
-            newest = max(arrivals)
-            break
-    verdict = mon.freshness_check(newest, now, monitoring.freshness_minutes)
-    return _result("live_data_fresh", verdict, dg.AssetCheckSeverity.ERROR, "live_transactions")
-
-
-@dg.asset_check(
-    asset="live_transactions",
-    description="Every payload ever landed is accounted for in the payload ledger (across all "
-    "time, so nothing is stranded by the sensor's look-back).",
-)
-def payloads_reconciled(
-    object_store: ObjectStoreResource, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    stranded = stranded_keys(
-        object_store.store(),
-        warehouse.warehouse(),
-        LANDING_PREFIX,
-        utc_now() - dt.timedelta(minutes=15),
-    )
-    total = sum(stranded.values())
-    verdict = mon.Verdict(
-        total == 0,
-        f"{total} landed payloads in {len(stranded)} hours are in no ledger entry"
-        + (f": materialize live_transactions for {sorted(stranded)[:5]}" if total else ""),
-        {"stranded": total, "hours": len(stranded)},
-    )
-    return _result("payloads_reconciled", verdict, dg.AssetCheckSeverity.ERROR, "live_transactions")
-
-
-@dg.asset_check(
-    asset="scored_transactions",
-    description="Every live row of the recent window is scored by the current champion.",
-)
-def scored_transactions_complete(
-    warehouse: WarehouseResource, mlflow_registry: MlflowResource, monitoring: MonitoringResource
-) -> dg.AssetCheckResult:
-    now, wh = utc_now(), warehouse.warehouse()
-    champ = _champion(mlflow_registry)
-    since = now - monitoring.window()
-    live = wh.read_since(
-        LIVE_TABLE,
-        LIVE_TRANSACTIONS_SCHEMA,
-        "arrived_at",
-        since,
-        columns=["trans_num", "arrived_at"],
-    )
-    # rows of the last minutes may not have had their run yet
-    live = live.filter(pl.col("arrived_at") < now - dt.timedelta(minutes=10))
-    scored = mon.recent_scored(wh, since - dt.timedelta(hours=1))
-    version = champ.version if champ else ""
-    done = scored.filter(pl.col("model_version") == version)["trans_num"]
-    unscored = live.filter(~pl.col("trans_num").is_in(done.implode())).height
-    verdict = mon.completeness_check(unscored, live.height, version)
-    return _result(
-        "scored_transactions_complete", verdict, dg.AssetCheckSeverity.WARN, "scored_transactions"
-    )
-
-
-MONITORING_CHECKS = [live_data_fresh, payloads_reconciled, scored_transactions_complete]

@@ -1,5 +1,6 @@
 """The loop's automation: alerts from failed checks and runs, retraining on a schedule and
-when performance or drift alerts fire, monitoring every few minutes."""
+when performance or drift alerts fire, monitoring every few minutes. Each is built from the
+settings (``definitions.py``), never from what the environment held at import."""
 
 import json
 
@@ -8,49 +9,37 @@ from dagster._core.storage.asset_check_execution_record import (
     COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
 )
 
-from fraud_assets.defs.jobs import (
-    ACTIVE,
-    monitoring_job,
-    recalibration_job,
-    retraining_job,
-)
+from fraud_assets.defs.monitoring.assets import DRIFT_CHECK, FLAG_RATE_CHECK, PERFORMANCE_CHECK
+from fraud_assets.defs.monitoring.jobs import monitoring_job, recalibration_job
 from fraud_assets.defs.resources import MlflowResource, MonitoringResource, WarehouseResource
+from fraud_assets.defs.runs import ACTIVE
+from fraud_assets.defs.scoring.assets import QUARANTINE_CHECK
+from fraud_assets.defs.scoring.checks import PLATFORM_CHECKS
+from fraud_assets.defs.training.jobs import retraining_job
 from fraud_assets.lib import registry
 from fraud_assets.lib.alerts import Alert, alert_key, raise_alerts, window_start
 from fraud_assets.lib.clock import utc_now
 from fraud_assets.lib.features import IncompatibleModel
-from fraud_assets.settings import load_settings
 
-#: The checks that alert, and what each alert starts.
-WATCHED: dict[tuple[str, str], str | None] = {
-    ("live_performance", "flag_rate_within_bounds"): "recalibration",
-    ("live_performance", "model_performance_holding"): "retraining",
-    ("feature_drift", "drift_under_threshold"): "retraining",
-    ("live_transactions", "live_data_fresh"): None,
-    ("live_transactions", "payloads_reconciled"): None,
-    ("scored_transactions", "scored_transactions_complete"): None,
-    ("live_transactions", "no_quarantined_payloads"): None,
+#: The checks that alert, and the job each alert starts (None: a person looks).
+WATCHED: dict[dg.AssetCheckKey, object] = {
+    FLAG_RATE_CHECK.key: recalibration_job,
+    PERFORMANCE_CHECK.key: retraining_job,
+    DRIFT_CHECK.key: retraining_job,
+    QUARANTINE_CHECK.key: None,
+    **{check.check_key: None for check in PLATFORM_CHECKS},
 }
-JOBS = {"recalibration": recalibration_job, "retraining": retraining_job}
 
 
-@dg.sensor(
-    jobs=[retraining_job, recalibration_job],
-    minimum_interval_seconds=load_settings().alerts_interval_seconds,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Turns failed asset checks into alerts (one per condition per window, to "
-    "FRAUD_ALERT_WEBHOOK_URL or the log) and starts recalibration (flag rate out of bounds) or "
-    "retraining (performance or drift) when they fire.",
-)
-def alerts_sensor(
-    context: dg.SensorEvaluationContext,
-    warehouse: WarehouseResource,
-    monitoring: MonitoringResource,
-) -> dg.SensorResult | dg.SkipReason:
-    seen: dict[str, int] = json.loads(context.cursor or "{}")
-    keys = [dg.AssetCheckKey(dg.AssetKey(a), c) for a, c in WATCHED]
-    latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    alerts, triggers, cursor = [], [], dict(seen)
+def _failed_checks(
+    context: dg.SensorEvaluationContext, seen: dict[str, int]
+) -> tuple[list[Alert], set[str], dict[str, int]]:
+    """Alerts for the watched checks that failed since the cursor, the jobs they start, and
+    the new cursor."""
+    latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        list(WATCHED)
+    )
+    alerts, jobs, cursor = [], set(), dict(seen)
     for key, record in latest.items():
         name = f"{key.asset_key.to_user_string()}:{key.name}"
         if record is None or record.id <= seen.get(name, 0):
@@ -71,32 +60,53 @@ def alerts_sensor(
                 severity="warning" if evaluation.severity.value == "WARN" else "error",
             )
         )
-        action = WATCHED[(key.asset_key.to_user_string(), key.name)]
-        if action:
-            triggers.append(action)
-    if not alerts:
-        return dg.SkipReason("no new failed checks")
-    now = utc_now()
-    sent = raise_alerts(
-        warehouse.warehouse(),
-        alerts,
-        now,
-        monitoring.alert_window_minutes,
-        monitoring.alert_webhook_url,
+        if WATCHED[key] is not None:
+            jobs.add(WATCHED[key].name)
+    return alerts, jobs, cursor
+
+
+def alerts_sensor(interval_seconds: int) -> dg.SensorDefinition:
+    """Turns failed checks into alerts and starts what they call for, every
+    ``interval_seconds`` (FRAUD_ALERTS_INTERVAL_SECONDS)."""
+
+    @dg.sensor(
+        name="alerts_sensor",
+        jobs=[retraining_job, recalibration_job],
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Turns failed asset checks into alerts (one per condition per window, to "
+        "FRAUD_ALERT_WEBHOOK_URL or the log) and starts recalibration (flag rate out of "
+        "bounds) or retraining (performance or drift) when they fire.",
     )
-    window = window_start(now, monitoring.alert_window_minutes)
-    requests = [
-        dg.RunRequest(
-            job_name=JOBS[action].name,
-            run_key=alert_key(action, window),
-            tags={
-                "fraud/reason": f"{action} after alerts: "
-                + ", ".join(a.condition for a in sent)[:200]
-            },
+    def sensor(
+        context: dg.SensorEvaluationContext,
+        warehouse: WarehouseResource,
+        monitoring: MonitoringResource,
+    ) -> dg.SensorResult | dg.SkipReason:
+        alerts, jobs, cursor = _failed_checks(context, json.loads(context.cursor or "{}"))
+        if not alerts:
+            return dg.SkipReason("no new failed checks")
+        now = utc_now()
+        sent = raise_alerts(
+            warehouse.warehouse(),
+            alerts,
+            now,
+            monitoring.alert_window_minutes,
+            monitoring.alert_webhook_url,
         )
-        for action in sorted(set(triggers))
-    ]
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+        window = window_start(now, monitoring.alert_window_minutes)
+        because = ", ".join(a.condition for a in sent)[:200]
+        requests = [
+            dg.RunRequest(
+                job_name=job,
+                run_key=alert_key(job.removesuffix("_job"), window),
+                tags={"fraud/reason": f"{job.removesuffix('_job')} after alerts: {because}"},
+            )
+            for job in sorted(jobs)
+        ]
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+    return sensor
 
 
 @dg.run_failure_sensor(
@@ -118,40 +128,46 @@ def run_failure_alerts(
     )
 
 
-@dg.schedule(
-    job=monitoring_job,
-    cron_schedule=load_settings().monitoring_cron,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Live performance, drift and the data checks (FRAUD_MONITORING_CRON, every "
-    "ten minutes by default), once there is a champion to monitor.",
-)
-def monitoring_schedule(
-    context: dg.ScheduleEvaluationContext, mlflow_registry: MlflowResource
-) -> dg.RunRequest | dg.SkipReason:
-    """Skips while the registry has no champion (a new platform still training its first
-    model): there is nothing to measure, and a failed run would only raise a false alarm. An
-    unreachable registry does not skip: the run fails and alerts. Runs never pile up: a tick
-    skips while the previous monitoring run is queued or running."""
-    try:
-        champion = registry.champion_pointer(
-            mlflow_registry.tracking_uri, mlflow_registry.model_name
-        )
-    except (registry.RegistryUnavailable, IncompatibleModel):
-        champion = "unknown"  # the run goes ahead, fails loudly and alerts
-    if champion is None:
-        return dg.SkipReason("no champion model yet: nothing to monitor")
-    active = context.instance.get_runs(
-        dg.RunsFilter(job_name=monitoring_job.name, statuses=ACTIVE), limit=1
+def monitoring_schedule(cron: str) -> dg.ScheduleDefinition:
+    """Monitoring on ``cron`` (FRAUD_MONITORING_CRON), once there is a champion to monitor."""
+
+    @dg.schedule(
+        name="monitoring_schedule",
+        job=monitoring_job,
+        cron_schedule=cron,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Live performance, drift and the data checks (FRAUD_MONITORING_CRON, "
+        "every ten minutes by default), once there is a champion to monitor.",
     )
-    if active:
-        return dg.SkipReason(f"monitoring run {active[0].run_id} has not finished yet")
-    return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat())
+    def schedule(
+        context: dg.ScheduleEvaluationContext, mlflow_registry: MlflowResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        """Skips while the registry has no champion (a new platform still training its first
+        model): there is nothing to measure, and a failed run would only raise a false alarm.
+        An unreachable registry does not skip: the run fails and alerts. Runs never pile up:
+        a tick skips while the previous monitoring run is queued or running."""
+        try:
+            champion = mlflow_registry.pointer()
+        except (registry.RegistryUnavailable, IncompatibleModel):
+            champion = "unknown"  # the run goes ahead, fails loudly and alerts
+        if champion is None:
+            return dg.SkipReason("no champion model yet: nothing to monitor")
+        active = context.instance.get_runs(
+            dg.RunsFilter(job_name=monitoring_job.name, statuses=ACTIVE), limit=1
+        )
+        if active:
+            return dg.SkipReason(f"monitoring run {active[0].run_id} has not finished yet")
+        return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat())
+
+    return schedule
 
 
-retraining_schedule = dg.ScheduleDefinition(
-    job=retraining_job,
-    cron_schedule=load_settings().retrain_cron,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Retrain both candidates on the training data plus labelled live rows "
-    "(FRAUD_RETRAIN_CRON, daily by default).",
-)
+def retraining_schedule(cron: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="retraining_schedule",
+        job=retraining_job,
+        cron_schedule=cron,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Retrain both candidates on the training data plus labelled live rows "
+        "(FRAUD_RETRAIN_CRON, daily by default).",
+    )

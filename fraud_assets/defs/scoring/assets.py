@@ -1,7 +1,6 @@
 """Live scoring: what the API brought, and those rows scored by the champion model."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
@@ -19,23 +18,22 @@ from fraud_assets.lib.ingest import IngestReport, ingest_hour
 from fraud_assets.lib.lake import SCORED_PREFIX
 from fraud_assets.lib.live_scoring import SCORED_TABLE, import_decisions, score_hours
 
+QUARANTINE_CHECK = dg.AssetCheckSpec(
+    "no_quarantined_payloads",
+    asset="live_transactions",
+    description="Every landed payload and row of the run parsed and validated.",
+)
+CONFLICT_CHECK = dg.AssetCheckSpec(
+    "no_conflicting_duplicates",
+    asset="live_transactions",
+    description="No transaction id came back with different content.",
+)
+
 
 @dg.asset(
-    group_name="scoring",
     kinds={"sql", "polars"},
     partitions_def=hourly_partitions,
-    check_specs=[
-        dg.AssetCheckSpec(
-            "no_quarantined_payloads",
-            asset="live_transactions",
-            description="Every landed payload and row of the run parsed and validated.",
-        ),
-        dg.AssetCheckSpec(
-            "no_conflicting_duplicates",
-            asset="live_transactions",
-            description="No transaction id came back with different content.",
-        ),
-    ],
+    check_specs=[QUARANTINE_CHECK, CONFLICT_CHECK],
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     pool="warehouse",
@@ -76,13 +74,13 @@ def live_transactions(
         }
     )
     yield dg.AssetCheckResult(
-        check_name="no_quarantined_payloads",
+        check_name=QUARANTINE_CHECK.name,
         passed=not report.rejects,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"quarantined": len(report.rejects), "reasons": "; ".join(reasons)[:1000]},
     )
     yield dg.AssetCheckResult(
-        check_name="no_conflicting_duplicates",
+        check_name=CONFLICT_CHECK.name,
         passed=report.conflicts == 0,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"conflicts": report.conflicts},
@@ -95,7 +93,6 @@ SCORING_CODE_VERSION = "serving-2"
 
 
 @dg.asset(
-    group_name="scoring",
     kinds={"sql", "sklearn", "parquet"},
     partitions_def=hourly_partitions,
     metadata={"table": SCORED_TABLE, "lake_prefix": SCORED_PREFIX},
@@ -123,11 +120,7 @@ def scored_transactions(
     the asset writes its table and each hour's lake copy (``lake/scored_transactions/…``)."""
     hours = list(context.partition_keys)
     try:
-        model, champ = registry.load_champion(
-            mlflow_registry.tracking_uri,
-            mlflow_registry.model_name,
-            Path(mlflow_registry.cache_dir),
-        )
+        model, champ = mlflow_registry.load_champion()
         run = score_hours(warehouse.warehouse(), object_store.store(), model, feed.semantics, hours)
     except (registry.NoChampionError, IncompatibleModel) as exc:
         imported = import_decisions(warehouse.warehouse(), object_store.store(), hours)

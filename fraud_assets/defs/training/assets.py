@@ -32,7 +32,6 @@ RAW_PREFIX = "raw/training"
 
 
 @dg.asset(
-    group_name="training",
     kinds={"polars", "parquet"},
     io_manager_key="parquet_io_manager",
     retry_policy=dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL),
@@ -79,7 +78,6 @@ def raw_training_data(
 
 
 @dg.asset(
-    group_name="training",
     kinds={"sql", "polars"},
     pool="warehouse",
 )
@@ -110,7 +108,6 @@ def card_state(
 
 
 @dg.asset(
-    group_name="training",
     kinds={"polars", "parquet"},
     io_manager_key="parquet_io_manager",
 )
@@ -239,7 +236,7 @@ def _current_champion(mlflow_registry: MlflowResource) -> registry.RegisteredMod
     bars, so a broken champion is replaced); a registry that cannot be reached fails the step
     before anything is trained: no gate decision without the champion."""
     try:
-        return registry.get_champion(mlflow_registry.tracking_uri, mlflow_registry.model_name)
+        return mlflow_registry.champion()
     except registry.RegistryUnavailable as exc:
         raise dg.Failure(description=f"no training without the registry: {exc}") from None
     except IncompatibleModel as exc:
@@ -258,13 +255,7 @@ def _champion_scores(
     fs = result.feature_set
     proba = None
     if (champion.semantics, champion.feature_set_version) == (fs.semantics, fs.version):
-        pipe = registry.cached_pipeline(
-            Path(mlflow_registry.cache_dir),
-            mlflow_registry.tracking_uri,
-            champion.name,
-            champion.version,
-            champion.tags.get(registry.DIGEST_TAG),
-        )
+        pipe = mlflow_registry.pipeline(champion)
         proba = champion.calibration.apply(predict_raw(pipe, fs, result.validation_features))
     return promotion.Scores(
         semantics=champion.semantics,
@@ -294,9 +285,84 @@ def _plots(result: TrainResult) -> dict[str, bytes]:
 REFERENCE_ROWS = 20_000
 
 
-def reference_key(model_name: str, version: str) -> str:
-    """Where a model version's reference rows (validation features and scores) are kept."""
-    return f"references/{model_name}/v{version}.parquet"
+def _gate(
+    result: TrainResult, champion: promotion.Scores | None, config: CandidateConfig
+) -> promotion.GateDecision:
+    """The promotion gate's decision on a trained candidate (``lib/promotion.py``)."""
+    fs, valid = result.feature_set, result.validation_features
+    candidate = promotion.Scores(
+        fs.semantics, fs.version, valid["fraud_probability"].to_numpy(), result.decision
+    )
+    return promotion.decide(
+        valid["is_fraud"].to_numpy(),
+        valid["amt"].to_numpy(),
+        result.validation_windows,
+        candidate,
+        champion,
+        (fs.semantics, fs.version),
+        config.gate(),
+    )
+
+
+def _register(
+    context: dg.AssetExecutionContext,
+    mlflow_registry: MlflowResource,
+    object_store: ObjectStoreResource,
+    result: TrainResult,
+    decision: promotion.GateDecision,
+    plots: dict[str, bytes],
+) -> registry.RegisteredModel:
+    """Log and register the candidate with its gate decision and its drift reference."""
+    run_tags = {"dagster_run_id": context.run.run_id, "dagster_asset": context.asset_key.path[-1]}
+    reg = mlflow_registry.register(result, run_tags, plots)
+    mlflow_registry.tag(
+        reg.version,
+        {
+            "gate_passed": str(decision.passed),
+            "gate_reason": decision.reason[:500],
+            **{f"gate_{k}": repr(v) for k, v in decision.as_dict().items() if isinstance(v, float)},
+        },
+    )
+    valid = result.validation_features
+    reference = valid.sample(n=min(valid.height, REFERENCE_ROWS), seed=0)
+    object_store.store().put_parquet(registry.reference_key(reg.name, reg.version), reference)
+    return reg
+
+
+def _candidate_metadata(
+    mlflow_registry: MlflowResource,
+    reg: registry.RegisteredModel,
+    result: TrainResult,
+    decision: promotion.GateDecision,
+    plots: dict[str, bytes],
+) -> dict[str, object]:
+    fs, v = result.feature_set, result.validation
+    metadata = {
+        "model_name": reg.name,
+        "model_version": reg.version,
+        "model_kind": result.params.model,
+        "feed_semantics": fs.semantics,
+        "feature_set_version": fs.version,
+        "serving_runtime": result.runtime,
+        "mlflow_run_id": reg.run_id,
+        "mlflow_tracking": mlflow_registry.describe(),
+        **v.as_dict(),
+        "min_expected_loss": result.decision.min_expected_loss,
+        "odds_factor": result.calibration.odds_factor,
+        "train_rows": result.train_rows,
+        "fit_rows": result.fit_rows,
+        "fit_seconds": round(result.fit_seconds, 2),
+        "fit_windows": registry.windows_json(result.fit_windows),
+        "validation_windows": registry.windows_json(result.validation_windows),
+        "live_rows": result.live_rows,
+        "gate": decision.reason,
+        **{f"gate_{k}": val for k, val in decision.as_dict().items() if isinstance(val, float)},
+        **{name.removesuffix(".png"): image(png, name) for name, png in plots.items()},
+    }
+    url = mlflow_registry.run_url(reg.run_id)
+    if url:
+        metadata["mlflow_run"] = dg.MetadataValue.url(url)
+    return metadata
 
 
 def _train_candidate(
@@ -318,75 +384,14 @@ def _train_candidate(
         f"{0 if live is None else live.height:,} labelled live rows"
     )
     result = train(raw_training_data, fs, config.params(), live)
-    champion = _champion_scores(mlflow_registry, champion_info, result)
-    valid = result.validation_features
-    candidate = promotion.Scores(
-        fs.semantics, fs.version, valid["fraud_probability"].to_numpy(), result.decision
-    )
-    decision = promotion.decide(
-        valid["is_fraud"].to_numpy(),
-        valid["amt"].to_numpy(),
-        result.validation_windows,
-        candidate,
-        champion,
-        (fs.semantics, fs.version),
-        config.gate(),
-    )
+    decision = _gate(result, _champion_scores(mlflow_registry, champion_info, result), config)
     plots = _plots(result)
-    gate_tags = {
-        "gate_passed": str(decision.passed),
-        "gate_reason": decision.reason[:500],
-        **{f"gate_{k}": repr(v) for k, v in decision.as_dict().items() if isinstance(v, float)},
-    }
-    reg = registry.log_and_register(
-        result,
-        tracking_uri=mlflow_registry.tracking_uri,
-        experiment=mlflow_registry.experiment,
-        model_name=mlflow_registry.model_name,
-        artifact_location=mlflow_registry.artifact_location,
-        tags={"dagster_run_id": context.run.run_id, "dagster_asset": context.asset_key.path[-1]},
-        artifacts=plots,
-    )
-    registry.set_version_tags(mlflow_registry.tracking_uri, reg.name, reg.version, gate_tags)
-    reference = valid.sample(n=min(valid.height, REFERENCE_ROWS), seed=0)
-    object_store.store().put_parquet(reference_key(reg.name, reg.version), reference)
+    reg = _register(context, mlflow_registry, object_store, result, decision, plots)
     context.log.info(
         f"model version {reg.version}: {decision.reason} -> {'pass' if decision.passed else 'fail'}"
     )
-    v = result.validation
-    metadata = {
-        "model_name": reg.name,
-        "model_version": reg.version,
-        "model_kind": result.params.model,
-        "feed_semantics": fs.semantics,
-        "feature_set_version": fs.version,
-        "mlflow_run_id": reg.run_id,
-        "mlflow_tracking": mlflow_registry.describe(),
-        **{k: v for k, v in v.as_dict().items()},
-        "min_expected_loss": result.decision.min_expected_loss,
-        "odds_factor": result.calibration.odds_factor,
-        "train_rows": result.train_rows,
-        "fit_rows": result.fit_rows,
-        "fit_seconds": round(result.fit_seconds, 2),
-        "fit_windows": registry.windows_json(result.fit_windows),
-        "validation_windows": registry.windows_json(result.validation_windows),
-        "live_rows": result.live_rows,
-        "gate": decision.reason,
-        **{f"gate_{k}": val for k, val in decision.as_dict().items() if isinstance(val, float)},
-        **{name.removesuffix(".png"): image(png, name) for name, png in plots.items()},
-    }
-    url = mlflow_registry.run_url(
-        registry.ensure_experiment(
-            mlflow_registry.tracking_uri,
-            mlflow_registry.experiment,
-            mlflow_registry.artifact_location,
-        ),
-        reg.run_id,
-    )
-    if url:
-        metadata["mlflow_run"] = dg.MetadataValue.url(url)
     return dg.MaterializeResult(
-        metadata=metadata,
+        metadata=_candidate_metadata(mlflow_registry, reg, result, decision, plots),
         check_results=[
             dg.AssetCheckResult(
                 check_name="beats_champion",
@@ -397,7 +402,7 @@ def _train_candidate(
     )
 
 
-@dg.asset(group_name="training", kinds={"sklearn", "mlflow"}, check_specs=[_check_spec("rf_model")])
+@dg.asset(kinds={"sklearn", "mlflow"}, check_specs=[_check_spec("rf_model")])
 def rf_model(
     context: dg.AssetExecutionContext,
     config: RfModelConfig,
@@ -416,9 +421,7 @@ def rf_model(
     )
 
 
-@dg.asset(
-    group_name="training", kinds={"sklearn", "mlflow"}, check_specs=[_check_spec("hgb_model")]
-)
+@dg.asset(kinds={"sklearn", "mlflow"}, check_specs=[_check_spec("hgb_model")])
 def hgb_model(
     context: dg.AssetExecutionContext,
     config: HgbModelConfig,
@@ -438,7 +441,7 @@ def hgb_model(
 CANDIDATES = ("rf_model", "hgb_model")
 
 
-@dg.asset(group_name="training", kinds={"mlflow"}, deps=[*CANDIDATES, "card_state"])
+@dg.asset(kinds={"mlflow"}, deps=[*CANDIDATES, "card_state"])
 def champion_model(
     context: dg.AssetExecutionContext, mlflow_registry: MlflowResource
 ) -> dg.MaterializeResult:
@@ -446,7 +449,6 @@ def champion_model(
     only runs when every candidate in the run passed its blocking ``beats_champion`` check).
     Scoring always loads ``models:/<name>@champion``; the history of champions is kept as a
     registered-model tag, so a rollback knows the previous one."""
-    uri, name = mlflow_registry.tracking_uri, mlflow_registry.model_name
     candidates: dict[str, tuple[str, float]] = {}
     for key in CANDIDATES:
         event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
@@ -462,13 +464,12 @@ def champion_model(
     chosen, why = promotion.choose(candidates)
     version = candidates[chosen][0]
     previous = _current_champion(mlflow_registry)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-    registry.promote(uri, name, version, why, now)
-    champ = registry.get_version(uri, name, version)
+    mlflow_registry.promote(version, why)
+    champ = mlflow_registry.version(version)
     context.log.info(f"champion -> version {version}: {why}")
     return dg.MaterializeResult(
         metadata={
-            "model_name": name,
+            "model_name": mlflow_registry.model_name,
             "champion_version": version,
             "champion_asset": chosen,
             "reason": why,

@@ -4,9 +4,9 @@ import time
 
 import dagster as dg
 
-from fraud_assets.defs.jobs import ACTIVE, training_job
 from fraud_assets.defs.resources import MlflowResource
-from fraud_assets.lib import registry
+from fraud_assets.defs.runs import ACTIVE
+from fraud_assets.defs.training.jobs import training_job
 from fraud_assets.lib.features import IncompatibleModel
 
 #: A failed bootstrap is retried once per this many seconds, not on every tick.
@@ -26,7 +26,7 @@ def training_bootstrap_sensor(
     # registry that cannot be seen (it may well hold a champion). A champion whose decision
     # tags cannot be served is as good as none: training replaces it through the gate.
     try:
-        if registry.champion_pointer(mlflow_registry.tracking_uri, mlflow_registry.model_name):
+        if mlflow_registry.pointer():
             return dg.SkipReason("a champion model exists")
         reason = "no champion model"
     except IncompatibleModel as exc:

@@ -1,0 +1,1 @@
+"""Tests of the analysts' web app (``app_gradio``)."""

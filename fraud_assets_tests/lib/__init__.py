@@ -1,0 +1,1 @@
+"""Tests of ``fraud_assets/lib``: the pure logic, no Dagster."""

@@ -1,0 +1,1 @@
+"""Tests of the decision service (``decision_api``)."""

@@ -1,0 +1,263 @@
+"""The decision service as it is deployed: separate processes (``python -m decision_api``) on
+one PostgreSQL and one registry. A worker killed under load loses and duplicates no answered
+decision, two replicas share the log and both follow the champion, and generated requests
+(schemathesis, from the OpenAPI document) never get a 5xx."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from fraud_assets.lib import decision_log
+from fraud_assets.lib.features import for_semantics
+from fraud_assets.lib.model import TrainParams, train
+from fraud_assets.lib.warehouse import Warehouse
+from fraud_assets.testing import register, write_card_state
+from fraud_assets.testing.servers import free_port
+from fraud_assets_tests.helpers.data import SPLIT, Dataset
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+FIELDS = (
+    "trans_num", "cc_num", "merchant", "category", "amt", "first", "last", "gender", "street",
+    "city", "state", "zip", "lat", "long", "city_pop", "job", "dob", "merch_lat", "merch_long",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Deployment:
+    """A registry, a warehouse schema and the environment every service process gets."""
+
+    root: Path
+    env: dict[str, str]
+    warehouse: Warehouse
+    tracking_uri: str
+
+
+@pytest.fixture(scope="module")
+def halves(dataset: Dataset) -> tuple[pl.DataFrame, pl.DataFrame]:
+    data = dataset.canonical.sort("event_time", "trans_num")
+    return data.filter(pl.col("event_time") < SPLIT), data.filter(pl.col("event_time") >= SPLIT)
+
+
+@pytest.fixture(scope="module")
+def forests(halves):  # noqa: ANN001, ANN201
+    small = TrainParams(n_estimators=30, n_jobs=2)
+    fs = for_semantics("arrival")
+    return [train(halves[0], fs, dataclasses.replace(small, random_state=s)) for s in (1, 2)]
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, pg_url: str, pg_schema: str, halves, forests) -> Deployment:  # noqa: ANN001
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write_card_state(pg_url, halves[0], "arrival", pg_schema)
+    register(forests[0], tmp_path, uri, "the first champion")
+    env = {
+        **os.environ,
+        "FRAUD_DATA_DIR": str(tmp_path),
+        "FRAUD_DATABASE_URL": pg_url,
+        "FRAUD_DATABASE_SCHEMA": pg_schema,
+        "MLFLOW_TRACKING_URI": uri,
+        "FRAUD_FEED_SEMANTICS": "arrival",
+        "FRAUD_DECISION_REFRESH_SECONDS": "0.5",
+    }
+    env.pop("FRAUD_DECISION_CLIENTS", None)
+    return Deployment(tmp_path, env, Warehouse(pg_url, schema=pg_schema), uri)
+
+
+@contextlib.contextmanager
+def service(
+    deployment: Deployment, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python -m decision_api`` on loopback; stopped (SIGTERM, then SIGKILL) at the end."""
+    port = port or free_port()
+    log = open(deployment.root / f"service-{port}.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "decision_api", "--port", str(port)],
+        env=deployment.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, deployment.root / f"service-{port}.log")
+        yield url, proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the service never became ready: {log.read_text()[-2000:]}")
+
+
+def bodies(rows: pl.DataFrame, copies: int, tag: str) -> list[dict]:
+    """``copies`` of each row, each copy a transaction of its own (its own trans_num)."""
+    out = []
+    for c in range(copies):
+        for row in rows.iter_rows(named=True):
+            body = {k: row[k] for k in FIELDS} | {"cc_num": str(row["cc_num"])}
+            out.append(body | {"trans_num": f"{tag}{c}-{row['trans_num']}"[:64]})
+    return out
+
+
+class Load:
+    """Threads sending single decisions to the given URLs in turn, keeping what was answered
+    with a 2xx: trans_num -> the model version that decided it."""
+
+    def __init__(self, urls: list[str], work: list[dict], threads: int = 4) -> None:
+        self.urls, self.work, self.answered = urls, list(work), {}
+        self.errors: list[str] = []
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _run(self, i: int) -> None:
+        session = requests.Session()
+        for n, body in enumerate(self.work[i :: len(self._threads)]):
+            url = self.urls[n % len(self.urls)]
+            while not self._stop.is_set():  # as a client does: retry until answered
+                try:
+                    resp = session.post(f"{url}/v1/decisions", json=body, timeout=10)
+                except requests.RequestException as exc:
+                    self.errors.append(type(exc).__name__)
+                    time.sleep(0.1)
+                    continue
+                if resp.ok:
+                    with self._lock:
+                        self.answered[body["trans_num"]] = resp.json()["model_version"]
+                    break
+                self.errors.append(str(resp.status_code))
+                time.sleep(0.1)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.join()
+
+    def join(self) -> None:
+        for t in self._threads:
+            t.join()
+
+
+def logged(deployment: Deployment, trans_nums: list[str]) -> pl.DataFrame:
+    return decision_log.read_logged(deployment.warehouse, trans_nums)
+
+
+def test_a_worker_killed_under_load_loses_and_duplicates_no_answered_decision(
+    deployment: Deployment,
+    halves,
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    work = bodies(halves[1].head(300), 4, "k")
+    port = free_port()
+    with Load([f"http://127.0.0.1:{port}"], work) as load:
+        with service(deployment, port) as (_, proc):
+            time.sleep(3.0)
+            os.killpg(proc.pid, signal.SIGKILL)  # mid-load: requests in flight are cut off
+            proc.wait()
+            before = dict(load.answered)
+        with service(deployment, port):
+            load.join()
+    assert before and len(load.answered) > len(before)
+    answered = sorted(load.answered)
+    rows = logged(deployment, [b["trans_num"] for b in work])
+    assert rows["trans_num"].is_unique().all()
+    assert set(answered) <= set(rows["trans_num"])  # every answered decision is in the log
+    # ... and Dagster imports each exactly once, as a service decision
+    scored = import_into_dagster(deployment, rows["batch_hour"].unique().to_list(), monkeypatch)
+    mine = scored.filter(pl.col("trans_num").is_in(answered))
+    assert mine.height == len(answered) and mine["trans_num"].is_unique().all()
+    assert set(mine["decided_by"]) == {"service"}
+
+
+def import_into_dagster(deployment: Deployment, hours: list[str], monkeypatch) -> pl.DataFrame:  # noqa: ANN001
+    """Materialize scored_transactions for ``hours`` as the decisions sensor's runs would."""
+    import dagster as dg
+
+    from fraud_assets.definitions import build_resources, defs
+    from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
+
+    for name, value in deployment.env.items():
+        if name.startswith(("FRAUD_", "MLFLOW_")):
+            monkeypatch.setenv(name, value)
+    resources = build_resources()
+    asset = defs.get_assets_def("scored_transactions")
+    for hour in hours:
+        result = dg.materialize([asset], partition_key=hour, resources=resources)
+        assert result.success
+    return deployment.warehouse.read("scored_transactions", SCORED_TRANSACTIONS_SCHEMA)
+
+
+def test_two_replicas_share_one_log_and_both_follow_the_champion(
+    deployment: Deployment,
+    halves,
+    forests,  # noqa: ANN001
+) -> None:
+    work = bodies(halves[1].head(300), 3, "r")
+    with service(deployment) as (one, _), service(deployment) as (two, _):
+        with Load([one, two], work) as load:
+            time.sleep(2.0)
+            second = register(forests[1], deployment.root, deployment.tracking_uri, "the second")
+            promoted = time.monotonic()
+            load.join()
+        after = [
+            requests.post(f"{url}/v1/decisions", json=b, timeout=10).json()["model_version"]
+            for url, b in zip((one, two), bodies(halves[1].head(1), 2, "after"), strict=True)
+        ]
+    assert not load.errors, load.errors[:5]
+    assert after == [second, second] and time.monotonic() - promoted > 0
+    assert second in set(load.answered.values())
+    rows = logged(deployment, [b["trans_num"] for b in work])
+    assert rows["trans_num"].is_unique().all() and set(load.answered) <= set(rows["trans_num"])
+
+
+def test_generated_requests_never_get_a_server_error(deployment: Deployment) -> None:
+    """schemathesis generates requests from the OpenAPI document, valid and not: whatever
+    they hold, the service answers them without a 5xx (up to 150 cases per operation)."""
+    cases = 0
+    with service(deployment) as (url, _):
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+        for result in schema.get_all_operations():
+            operation = result.ok()
+
+            @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy())
+            def no_server_error(case) -> None:  # noqa: ANN001
+                nonlocal cases
+                cases += 1
+                response = case.call(base_url=url)
+                assert response.status_code < 500, (case.path, response.text[:300])
+
+            no_server_error()
+    assert cases >= 300
