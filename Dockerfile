@@ -23,8 +23,9 @@ RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes --no
       -r requirements.runtime.lock
 COPY fraud_assets ./fraud_assets
 COPY app_gradio ./app_gradio
+COPY decision_api ./decision_api
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps . \
- && python -m compileall -q fraud_assets app_gradio
+ && python -m compileall -q fraud_assets app_gradio decision_api
 COPY deploy ./deploy
 COPY dagster.yaml workspace.yaml ${DAGSTER_HOME}/
 

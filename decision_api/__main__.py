@@ -16,7 +16,7 @@ def _serve_parser() -> argparse.ArgumentParser:
         description="Serve POST /v1/decisions (and /v1/decisions/batch, /healthz, /readyz, "
         "/metrics, /docs) with the registry's champion. Every option defaults to its "
         "environment variable (see .env.example); `python -m decision_api token NAME` makes a "
-        "client token.",
+        "client token; `python -m decision_api consume --help` decides a broker's stream.",
     )
     p.add_argument(
         "--host",
@@ -111,10 +111,65 @@ def token(argv: list[str]) -> int:
     return 0
 
 
+def consume(argv: list[str]) -> int:
+    import asyncio
+    import logging
+
+    from decision_api.consumer import serve_stream
+
+    s = load_settings()
+    p = argparse.ArgumentParser(
+        prog="python -m decision_api consume",
+        description="Decide the transactions of a broker's topic as one worker of a consumer "
+        "group, through the same path as POST /v1/decisions, publishing each decision and "
+        "recording it in the decision log. Every option defaults to its environment variable.",
+    )
+    p.add_argument(
+        "--url",
+        default=s.stream_url,
+        help="the broker: nats://, redis://, amqp:// or kafka:// (FRAUD_STREAM_URL)",
+    )
+    p.add_argument(
+        "--group",
+        default=s.stream_group,
+        help=f"the consumer group (FRAUD_STREAM_GROUP, now {s.stream_group})",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=s.stream_batch,
+        help=f"most messages in flight (FRAUD_STREAM_BATCH, now {s.stream_batch})",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=s.stream_metrics_port,
+        help="Prometheus metrics on 127.0.0.1 at this port "
+        f"(FRAUD_STREAM_METRICS_PORT, now {s.stream_metrics_port})",
+    )
+    args = p.parse_args(argv)
+    if not args.url:
+        print("decision_api consume: set FRAUD_STREAM_URL or --url", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = s.model_copy(
+        update={
+            "stream_url": args.url,
+            "stream_group": args.group,
+            "stream_batch": args.batch,
+            "stream_metrics_port": args.metrics_port,
+        }
+    )
+    asyncio.run(serve_stream(settings))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["token"]:
         return token(argv[1:])
+    if argv[:1] == ["consume"]:
+        return consume(argv[1:])
     return serve(argv)
 
 

@@ -40,16 +40,60 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Service:
-    """What the routes share: built once per app."""
+class Deciding:
+    """What deciding needs, over HTTP or from a stream: the one champion, card state, log."""
 
-    settings: Settings
     champion: LiveChampion
     state: CachedState
     warehouse: Warehouse
     decider: Decider
-    batcher: MicroBatcher
     checker: RowChecker
+
+
+def deciding_parts(
+    settings: Settings, decided_by: str, champion: LiveChampion | None = None
+) -> Deciding:
+    """The champion (followed), the cached card state, the log and the decider."""
+    warehouse = Warehouse(settings.database_url, schema=settings.database_schema)
+    champion = champion or LiveChampion(
+        settings.mlflow_tracking_uri,
+        settings.model_name,
+        settings.feed_semantics,
+        settings.model_cache_dir,
+    )
+    state = CachedState(WarehouseState(warehouse), settings.decision_card_cache)
+    decider = Decider(champion, state, warehouse, settings.feed_semantics, decided_by)
+    field = "event_time" if settings.feed_semantics == "payload" else None
+    return Deciding(champion, state, warehouse, decider, RowChecker(settings.row_limits(), field))
+
+
+def refresh(parts: Deciding) -> None:
+    """Follow the champion alias, and drop the card-state cache if card_state was rewritten."""
+    parts.champion.refresh()
+    parts.state.check()
+
+
+def follow(parts: Deciding, interval: float, stop: threading.Event) -> threading.Thread:
+    """``refresh`` every ``interval`` seconds until ``stop``, in a daemon thread."""
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                refresh(parts)
+            except Exception:  # noqa: BLE001 - the card state's version may not be readable
+                log.exception("refresh failed; serving what is loaded")
+
+    thread = threading.Thread(target=loop, name="follow-champion", daemon=True)
+    thread.start()
+    return thread
+
+
+@dataclass
+class Service(Deciding):
+    """What the routes share: built once per app."""
+
+    settings: Settings
+    batcher: MicroBatcher
     clients: Clients
     limiter: RateLimiter
     metrics: Metrics
@@ -60,32 +104,19 @@ def build_service(settings: Settings, host: str, champion: LiveChampion | None =
     """The parts of one service process, from the settings."""
     clients = Clients.parse(settings.decision_clients, settings.decision_disabled_clients)
     require_clients_off_loopback(clients, host)
-    warehouse = Warehouse(settings.database_url, schema=settings.database_schema)
-    champion = champion or LiveChampion(
-        settings.mlflow_tracking_uri,
-        settings.model_name,
-        settings.feed_semantics,
-        settings.model_cache_dir,
-    )
-    state = CachedState(WarehouseState(warehouse), settings.decision_card_cache)
-    decider = Decider(champion, state, warehouse, settings.feed_semantics, "service")
-    metrics = Metrics(champion, lambda: (state.hits, state.misses))
+    parts = deciding_parts(settings, "service", champion)
+    metrics = Metrics(parts.champion, lambda: (parts.state.hits, parts.state.misses))
     batcher = MicroBatcher(
-        decider.decide,
+        parts.decider.decide,
         max_batch=settings.decision_max_batch,
         max_wait=settings.decision_batch_wait_ms / 1000,
         max_queue=settings.decision_queue_size,
         on_batch=metrics.batch_size.observe,
     )
-    field = settings.feed_event_time_field if settings.feed_semantics == "payload" else None
     return Service(
+        **vars(parts),
         settings=settings,
-        champion=champion,
-        state=state,
-        warehouse=warehouse,
-        decider=decider,
         batcher=batcher,
-        checker=RowChecker(settings.row_limits(), field and "event_time"),
         clients=clients,
         limiter=RateLimiter(settings.decision_rate_limit_per_minute, max_clients=10_000),
         metrics=metrics,
@@ -97,19 +128,18 @@ def create_app(
     settings: Settings,
     host: str = "127.0.0.1",
     champion: LiveChampion | None = None,
-    follow: bool = True,
+    following: bool = True,
 ) -> FastAPI:
-    """The ASGI app. ``follow`` runs the champion follower (tests may refresh by hand)."""
+    """The ASGI app. ``following`` runs the champion follower (tests may refresh by hand)."""
     svc = build_service(settings, host, champion)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         svc.batcher.start()
-        if follow:
-            await asyncio.to_thread(_refresh, svc)
-            thread = threading.Thread(target=_follow, args=(svc, stop), daemon=True)
-            thread.start()
+        if following:
+            await asyncio.to_thread(refresh, svc)
+            follow(svc, settings.decision_refresh_seconds, stop)
         yield
         stop.set()
         await svc.batcher.stop()
@@ -128,19 +158,6 @@ def create_app(
     _errors(app, svc)
     _routes(app, svc)
     return app
-
-
-def _refresh(svc: Service) -> None:
-    svc.champion.refresh()
-    svc.state.check()
-
-
-def _follow(svc: Service, stop: threading.Event) -> None:
-    while not stop.wait(svc.settings.decision_refresh_seconds):
-        try:
-            _refresh(svc)
-        except Exception:  # noqa: BLE001 - the card state version check may fail: try later
-            log.exception("refresh failed; serving what is loaded")
 
 
 def _errors(app: FastAPI, svc: Service) -> None:

@@ -13,6 +13,9 @@ restart the server and that client.
                                                         experiment, runs, versions, the alias)
     fraud-app            MLFLOW_APP_PASSWORD            read everything, change nothing it did
                                                         not create
+    fraud-decisions      MLFLOW_DECISIONS_PASSWORD      the decision service: the same as
+                                                        fraud-app (it reads the champion alias
+                                                        and the model's files, nothing more)
 
 It also creates the registered model (``FRAUD_MODEL_NAME``, default ``fraud_rf`` as in
 fraud_assets.settings) if missing, and grants the code location MANAGE on it. The auth app
@@ -21,8 +24,8 @@ reads anything but "not found" as "registry unavailable": without the empty mode
 training would never start. It also keeps any other login from taking the name first.
 
 Each client service gets its user as MLFLOW_TRACKING_USERNAME and the password as
-MLFLOW_TRACKING_PASSWORD. A new client (e.g. the decision service) adds a line here and the
-variable to the MLflow server's environment. Passwords: at least 12 characters (MLflow's rule).
+MLFLOW_TRACKING_PASSWORD. A new client adds a line here and the variable to the MLflow server's
+environment. Passwords: at least 12 characters (MLflow's rule).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import sys
 USERS = {
     "fraud-code-location": "MLFLOW_CODE_LOCATION_PASSWORD",
     "fraud-app": "MLFLOW_APP_PASSWORD",
+    "fraud-decisions": "MLFLOW_DECISIONS_PASSWORD",
 }
 #: The user that trains and promotes models: MANAGE on the registered model.
 MODEL_OWNER = "fraud-code-location"

@@ -14,6 +14,7 @@ from fraud_assets.defs.resources import (
     MlflowResource,
     MonitoringResource,
     ObjectStoreResource,
+    StreamResource,
     TrainingSourceResource,
     TransactionsApiResource,
     WarehouseResource,
@@ -76,6 +77,15 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
         ),
         "training_source": TrainingSourceResource(
             url=_secret(config, "FRAUD_TRAINING_DATA_URL", config.training_data_url)
+        ),
+        "stream": StreamResource(
+            url=_secret(config, "FRAUD_STREAM_URL", "") if config.stream_url else None,
+            input=config.stream_input,
+            output=config.stream_output,
+            dead_letters=config.stream_dead_letters,
+            group=config.stream_group,
+            lag_bound=config.stream_lag_bound,
+            dead_letter_rate=config.stream_dead_letter_bound,
         ),
     }
 

@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fraud_assets.lib.payloads import Limits
+from fraud_assets.lib.streams import Topics
 
 DEFAULT_API_URL = "http://127.0.0.1:8765"
 ENV_FILE = ".env"
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
     )
     transactions_api_url: str = Field(
         DEFAULT_API_URL, validation_alias=_var("TRANSACTIONS_API_URL")
+    )
+    standin_push_rate: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_var("FRAUD_STANDIN_PUSH_RATE"),
+        description="make run: decisions a second the local stand-in pushes to the decision "
+        "service (0: none).",
     )
 
     # --- the feed's time semantics ----------------------------------------------------------
@@ -159,6 +167,29 @@ class Settings(BaseSettings):
     )
     decision_card_cache: int = Field(100_000, validation_alias=_var("FRAUD_DECISION_CARD_CACHE"))
 
+    # --- the stream path (python -m decision_api consume) ------------------------------------
+    stream_url: str | None = Field(
+        None,
+        validation_alias=_var("FRAUD_STREAM_URL"),
+        description="nats://, redis://, amqp:// or kafka:// broker; unset, no stream path.",
+    )
+    stream_input: str = Field("transactions", validation_alias=_var("FRAUD_STREAM_INPUT"))
+    stream_output: str = Field("decisions", validation_alias=_var("FRAUD_STREAM_OUTPUT"))
+    stream_dead_letters: str = Field(
+        "transactions-dead", validation_alias=_var("FRAUD_STREAM_DEAD_LETTERS")
+    )
+    stream_group: str = Field("fraud-deciders", validation_alias=_var("FRAUD_STREAM_GROUP"))
+    stream_batch: int = Field(200, gt=0, validation_alias=_var("FRAUD_STREAM_BATCH"))
+    stream_ack_wait_seconds: float = Field(
+        8.0, gt=0, validation_alias=_var("FRAUD_STREAM_ACK_WAIT_SECONDS")
+    )
+    stream_metrics_port: int = Field(9108, validation_alias=_var("FRAUD_STREAM_METRICS_PORT"))
+    stream_lag_bound: int = Field(10_000, validation_alias=_var("FRAUD_STREAM_LAG_BOUND"))
+    stream_sensor_seconds: int = Field(30, validation_alias=_var("FRAUD_STREAM_SENSOR_SECONDS"))
+    stream_dead_letter_bound: float = Field(
+        0.01, validation_alias=_var("FRAUD_STREAM_DEAD_LETTER_RATE")
+    )
+
     @field_validator("*", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object, info) -> object:  # noqa: ANN001
@@ -211,6 +242,9 @@ class Settings(BaseSettings):
     def spool_dir(self) -> Path:
         """Where fetched payloads wait while object storage is down."""
         return self.data_dir / "spool"
+
+    def stream_topics(self) -> Topics:
+        return Topics(self.stream_input, self.stream_output, self.stream_dead_letters)
 
     def row_limits(self) -> Limits:
         """The bounds a live row must keep to, for every path that takes one."""

@@ -4,7 +4,10 @@ UIs are never published beyond loopback, each service uses its own database role
 user (scoped to its own prefixes) and its own MLflow login, MLflow requires a login, the app
 shares no network with Dagster or MinIO, the image's runtime lock is the dev lock without the dev
 tools and carries hashes the image checks, dagster.yaml's compute logs fit dagster-aws, and the
-Helm values and NetworkPolicies set what docs/deploy.md promises.
+Helm values and NetworkPolicies set what docs/deploy.md promises. The decision service gets the
+same treatment: its own role (append-only on decision_log, whose columns the init script and the
+code must agree on), its own read-only MLflow login, networks to PostgreSQL and MLflow only, and on
+Kubernetes probes, an autoscaler and its token secret.
 
 All static and fast, except the integration tests at the end: they run deploy/postgres-init.sh
 on a throwaway PostgreSQL cluster, and deploy/mlflow-server.sh with its login on.
@@ -222,24 +225,27 @@ def mount_targets(spec: dict) -> list[str]:
 @dataclass
 class Published:
     host_ip: str
-    published: int | None
+    host_ports: set[int]  # empty: Docker picks one; several: a range (one per replica)
     target: int
+
+
+def _host_ports(value: object) -> set[int]:
+    if value in (None, ""):
+        return set()
+    first, _, last = str(value).partition("-")
+    return set(range(int(first), int(last or first) + 1))
 
 
 def published_ports(spec: dict) -> list[Published]:
     out = []
     for port in spec.get("ports", []):
         if isinstance(port, dict):
-            published = port.get("published")
-            out.append(
-                Published(
-                    port.get("host_ip", ""), int(published) if published else None, port["target"]
-                )
-            )
+            published = _host_ports(port.get("published"))
+            out.append(Published(port.get("host_ip", ""), published, int(port["target"])))
             continue
         parts = str(port).split("/")[0].rsplit(":", 2)
         target = int(parts[-1])
-        published = int(parts[-2]) if len(parts) >= 2 and parts[-2] else None
+        published = _host_ports(parts[-2]) if len(parts) >= 2 else set()
         host_ip = parts[0] if len(parts) == 3 else ""
         out.append(Published(host_ip, published, target))
     return out
@@ -250,8 +256,14 @@ def exposed_ui_ports(spec: dict) -> list[Published]:
     return [
         p
         for p in published_ports(spec)
-        if (p.target in UI_PORTS or p.published in UI_PORTS) and p.host_ip not in LOOPBACK
+        if (p.target in UI_PORTS or p.host_ports & UI_PORTS) and p.host_ip not in LOOPBACK
     ]
+
+
+def compose_default(value: str) -> str:
+    """What Compose makes of `${VAR:-default}` with VAR unset: the default; else the value."""
+    match = re.fullmatch(r"\$\{\w+:?-([^}]*)\}", value)
+    return match.group(1) if match else value
 
 
 def secret_fallbacks(text: str) -> list[str]:
@@ -454,7 +466,7 @@ def test_the_image_installs_with_hash_checking(image: Image) -> None:
 # -- what compose publishes, and its secrets --------------------------------------------------
 def test_the_base_stack_publishes_neither_the_dagster_ui_nor_mlflow() -> None:
     for name, spec in compose()["services"].items():
-        ui = [p for p in published_ports(spec) if p.target in UI_PORTS or p.published in UI_PORTS]
+        ui = [p for p in published_ports(spec) if p.target in UI_PORTS or p.host_ports & UI_PORTS]
         assert not ui, f"{name} publishes {ui}"
     assert published_ports(compose()["services"]["app"])[0].target == 7860
 
@@ -530,6 +542,44 @@ def test_the_app_container_requires_its_logins() -> None:
     app = environment(compose()["services"]["app"])
     assert app["FRAUD_APP_USERS"].startswith("${FRAUD_APP_USERS:?")
     assert app["GRADIO_SERVER_NAME"] == "0.0.0.0"
+
+
+DECISION_COMMAND = ["python", "-m", "decision_api", "--host", "0.0.0.0", "--port", "8080"]
+
+
+def test_the_decision_service_reaches_postgres_and_mlflow_only() -> None:
+    services = all_services()
+    internal = {n for n, spec in all_networks().items() if spec.get("internal") is True}
+    decisions = networks_of(services["decision-api"])
+    others = ("webserver", "code-location", "daemon", "minio", "minio-setup", "ops-proxy", "app")
+    for other in others:
+        common = decisions & networks_of(services[other])
+        assert not common, f"the decision service shares {common} with {other}"
+    for needed in ("postgres", "mlflow"):  # over an internal network
+        assert decisions & networks_of(services[needed]) & internal, f"cannot reach {needed}"
+    env = environment(services["decision-api"])
+    assert re.search(r"@postgres:5432/warehouse$", env["FRAUD_DATABASE_URL"])
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # no object storage: the model comes through the MLflow server
+    assert not [k for k in env if k.startswith(("AWS_", "FRAUD_S3", "MLFLOW_S3"))], env
+
+
+def test_the_decision_service_container_requires_its_tokens_and_publishes_on_loopback() -> None:
+    spec = compose()["services"]["decision-api"]
+    env = environment(spec)
+    for variable in ("FRAUD_DECISION_CLIENTS", "FRAUD_DECISION_METRICS_TOKEN"):
+        assert env[variable].startswith(f"${{{variable}:?"), variable
+    assert spec["command"] == DECISION_COMMAND and "build" in spec
+    assert "http://127.0.0.1:8080/healthz" in " ".join(spec["healthcheck"]["test"])
+    ports = published_ports(spec)
+    assert ports and all(p.target == 8080 for p in ports), ports
+    assert all(compose_default(p.host_ip) in LOOPBACK for p in ports), "not loopback by default"
+    replicas = spec["deploy"]["replicas"]
+    assert replicas >= 2
+    assert all(len(p.host_ports) >= replicas for p in ports), "a host port for each replica"
+    limits = spec["deploy"]["resources"]["limits"]
+    assert limits["cpus"] and limits["memory"]
+    assert spec["cap_drop"] == ["ALL"]
 
 
 # -- object storage: one MinIO user and policy per service ------------------------------------
@@ -736,7 +786,7 @@ def test_every_mlflow_client_has_its_own_login() -> None:
         for name, spec in all_services().items()
         if "MLFLOW_TRACKING_URI" in environment(spec)
     }
-    assert {"code-location", "app"} <= set(clients)
+    assert {"code-location", "app", "decision-api"} <= set(clients)
     logins = [env.get("MLFLOW_TRACKING_USERNAME") for env in clients.values()]
     assert len(set(logins)) == len(logins), f"shared MLflow logins: {logins}"
     for name, env in clients.items():
@@ -746,6 +796,18 @@ def test_every_mlflow_client_has_its_own_login() -> None:
         assert env["MLFLOW_TRACKING_PASSWORD"].startswith(f"${{{variable}:?"), name
         assert server[variable].startswith(f"${{{variable}:?"), f"MLflow lacks {variable}"
     assert server["MLFLOW_AUTH_ADMIN_USERNAME"] not in users
+
+
+def test_the_decision_service_has_its_own_read_only_mlflow_login() -> None:
+    import runpy
+
+    helper = runpy.run_path(str(MLFLOW_USERS_SCRIPT))
+    user = environment(compose()["services"]["decision-api"])["MLFLOW_TRACKING_USERNAME"]
+    assert helper["USERS"][user] == "MLFLOW_DECISIONS_PASSWORD"
+    # READ by default (the script's auth config), and it manages nothing: only the code
+    # location is granted MANAGE on the registered model.
+    assert user != helper["MODEL_OWNER"]
+    assert "default_permission = READ" in MLFLOW_SCRIPT.read_text()
 
 
 def test_mlflow_users_script_prepares_the_model_the_platform_trains() -> None:
@@ -846,6 +908,7 @@ def test_each_service_connects_to_postgres_with_its_own_role() -> None:
         "webserver": {"dagster"},
         "daemon": {"dagster"},
         "app": {"fraud_app"},
+        "decision-api": {"fraud_decisions"},
     }
     for name, users in used.items():
         for user, password in users.items():
@@ -868,6 +931,109 @@ def test_the_app_role_is_granted_writes_on_analyst_labels_only() -> None:
         "SELECT, INSERT ON warehouse.analyst_verdicts",  # append-only: no UPDATE, no DELETE
     ]
     assert re.search(r"ALTER DEFAULT PRIVILEGES FOR ROLE fraud_writer[^;]*SELECT ON TABLES", sql)
+
+
+def test_the_decision_role_reads_the_card_state_and_appends_to_decision_log_only() -> None:
+    from fraud_assets.lib import card_state, decision_log, ingest
+
+    sql = INIT_SCRIPT.read_text()
+    grants = re.findall(r"GRANT\s+([^;]*?)\s+TO\s+fraud_decisions\s*;", sql, re.S)
+    grants = [" ".join(g.split()) for g in grants]
+    reads = {card_state.PROFILES_TABLE, card_state.HISTORY_TABLE, card_state.META_TABLE}
+    reads.add(ingest.LIVE_TABLE)
+    selects = [g for g in grants if g.startswith("SELECT ON ")]
+    assert len(selects) == 1
+    assert set(re.findall(r"warehouse\.(\w+)", selects[0])) == reads
+    assert sorted(set(grants) - set(selects)) == [
+        "CONNECT ON DATABASE warehouse",  # no TEMPORARY: it inserts without a staging table
+        f"SELECT, INSERT ON warehouse.{decision_log.LOG_TABLE}",  # append-only
+        "USAGE ON SCHEMA warehouse",
+    ]
+    # no default privileges: a table the writer adds later stays closed to it
+    assert not re.search(r"DEFAULT PRIVILEGES[^;]*fraud_decisions", sql)
+    assert reads | {decision_log.LOG_TABLE} <= set(init_script_tables())
+
+
+class SchemaRecorder:
+    """Stands in for a Warehouse: notes what each ``ensure_table`` call declares."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, tuple[dict, str, list[str]]] = {}
+
+    def ensure_table(self, table, schema, key="trans_num", indexes=()) -> None:  # noqa: ANN001
+        self.tables[table] = (dict(schema), key, list(indexes))
+
+    def write(self, writes) -> dict[str, int]:  # noqa: ANN001
+        return {w.table: 0 for w in writes}
+
+
+def code_tables() -> dict[str, tuple[list[tuple[str, str]], str, set[str]]]:
+    """table -> ([(column, SQL type)], key, indexed columns), as the platform's own warehouse
+    code creates the tables the init script creates too (types from PostgresDialect)."""
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from fraud_assets.lib import card_state, decision_log, feedback, ingest
+    from fraud_assets.lib.features.profile import PROFILE_SCHEMA
+    from fraud_assets.lib.schema import CARD_HISTORY_SCHEMA
+    from fraud_assets.lib.warehouse import PostgresDialect
+
+    recorder = SchemaRecorder()
+    decision_log.ensure_log(recorder)
+    ingest.ensure_tables(recorder)
+    feedback.record_label(recorder, "t1", True, "ana")
+    for uses_profiles, schema in ((True, PROFILE_SCHEMA), (False, CARD_HISTORY_SCHEMA)):
+        fs = SimpleNamespace(uses_profiles=uses_profiles, version="probe")
+        card_state.write_state(recorder, fs, pl.DataFrame(schema=schema))
+    dialect = PostgresDialect("postgresql://unused/warehouse", "warehouse")
+    return {
+        table: ([(c, dialect.sql_type(t)) for c, t in schema.items()], key, set(indexes))
+        for table, (schema, key, indexes) in recorder.tables.items()
+    }
+
+
+def init_script_tables() -> dict[str, tuple[list[tuple[str, str]], str, set[str]]]:
+    """The same, for the tables deploy/postgres-init.sh creates in schema warehouse."""
+    sql = INIT_SCRIPT.read_text()
+    tables = {}
+    for name, body in re.findall(
+        r"CREATE TABLE IF NOT EXISTS warehouse\.(\w+) \((.*?)\n\);", sql, re.S
+    ):
+        columns, key = [], ""
+        for line in (item.strip().rstrip(",") for item in body.strip().splitlines()):
+            if line.startswith("PRIMARY KEY"):
+                key = re.fullmatch(r"PRIMARY KEY \((\w+)\)", line).group(1)
+            else:
+                column, sql_type = line.split(None, 1)
+                columns.append((column, sql_type))
+        # only the key is NOT NULL, as Warehouse.ensure_table makes it
+        assert [c for c, t in columns if t.endswith(" NOT NULL")] == [key], name
+        columns = [(c, t.removesuffix(" NOT NULL")) for c, t in columns]
+        indexes = set()
+        for index, column in re.findall(
+            rf"CREATE INDEX IF NOT EXISTS (\w+) ON warehouse\.{name} \((\w+)\);", sql
+        ):
+            assert index == f"{name}_{column}_idx", index  # ensure_table's name for it
+            indexes.add(column)
+        tables[name] = (columns, key, indexes)
+    return tables
+
+
+def test_the_decision_log_in_the_init_script_is_the_code_schema() -> None:
+    from fraud_assets.lib.decision_log import DECISION_LOG_SCHEMA, LOG_TABLE
+
+    columns, key, indexes = init_script_tables()[LOG_TABLE]
+    assert [c for c, _ in columns] == list(DECISION_LOG_SCHEMA)
+    assert init_script_tables()[LOG_TABLE] == code_tables()[LOG_TABLE]
+    assert key == "trans_num" and indexes == {"batch_hour", "cc_num", "logged_at"}
+
+
+@pytest.mark.parametrize("table", sorted(init_script_tables()))
+def test_every_table_the_init_script_creates_is_the_code_schema(table: str) -> None:
+    """Columns, types, key and indexes as the code would create them, so the writer's
+    ensure_table finds each complete (and leaves it alone) and no column is missing."""
+    assert init_script_tables()[table] == code_tables()[table]
 
 
 # -- locks ------------------------------------------------------------------------------------
@@ -1049,13 +1215,18 @@ def network_policies() -> dict[str, dict]:
     return {d["metadata"]["name"]: d["spec"] for d in docs}
 
 
-def test_network_policy_lets_the_app_reach_mlflow_postgres_and_dns_only() -> None:
-    policies = network_policies()
-    app = policies["fraud-app"]
-    assert app["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "fraud-app"}
-    assert set(app["policyTypes"]) == {"Ingress", "Egress"}
+MLFLOW_POSTGRES_AND_DNS = {
+    ("mlflow", frozenset({5000})),
+    ("postgres", frozenset({5432})),
+    ("dns", frozenset({53})),
+}
+
+
+def egress_peers(policy: dict) -> set[tuple[str, frozenset[int]]]:
+    """(peer, ports) a policy lets its pods send to; AssertionError on any other peer."""
+    assert "Egress" in policy["policyTypes"]
     reached = set()
-    for rule in app["egress"]:
+    for rule in policy["egress"]:
         assert rule.get("to") and rule.get("ports"), f"an egress rule allows anything: {rule}"
         ports = frozenset(p["port"] for p in rule["ports"])
         for peer in rule["to"]:
@@ -1071,12 +1242,16 @@ def test_network_policy_lets_the_app_reach_mlflow_postgres_and_dns_only() -> Non
             elif pods == {"k8s-app": "kube-dns"}:
                 reached.add(("dns", ports))
             else:
-                raise AssertionError(f"the app may reach {peer}")
-    assert reached == {
-        ("mlflow", frozenset({5000})),
-        ("postgres", frozenset({5432})),
-        ("dns", frozenset({53})),
-    }
+                raise AssertionError(f"{policy['podSelector']} may reach {peer}")
+    return reached
+
+
+def test_network_policy_lets_the_app_reach_mlflow_postgres_and_dns_only() -> None:
+    policies = network_policies()
+    app = policies["fraud-app"]
+    assert app["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "fraud-app"}
+    assert set(app["policyTypes"]) == {"Ingress", "Egress"}
+    assert egress_peers(app) == MLFLOW_POSTGRES_AND_DNS
     assert [p["port"] for rule in app["ingress"] for p in rule["ports"]] == [7860]
     # MLflow takes requests from its clients only.
     mlflow = policies["fraud-mlflow"]
@@ -1085,6 +1260,104 @@ def test_network_policy_lets_the_app_reach_mlflow_postgres_and_dns_only() -> Non
     ]
     assert {"app.kubernetes.io/name": "fraud-app"} in sources
     assert {"component": "user-deployments"} in sources
+
+
+# -- the decision service on Kubernetes -------------------------------------------------------
+def decision_manifests() -> dict[str, dict]:
+    path = ROOT / "deploy" / "helm" / "decision-api.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    kinds = [d["kind"] for d in docs]
+    assert len(set(kinds)) == len(kinds), kinds
+    return {d["kind"]: d for d in docs}
+
+
+DECISION_PODS = {"app.kubernetes.io/name": "fraud-decision-api"}
+
+
+def test_the_decision_service_has_probes_an_autoscaler_and_its_token_secret(
+    helm: dict, image: Image
+) -> None:
+    manifests = decision_manifests()
+    assert set(manifests) == {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
+    assert not secret_settings(list(manifests.values()))
+    deployment = manifests["Deployment"]
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["selector"]["matchLabels"] == DECISION_PODS
+    assert spec["template"]["metadata"]["labels"] == DECISION_PODS
+    [container] = pod["containers"]
+    # the image the code location runs, and the command compose runs
+    code = helm["dagster-user-deployments"]["deployments"][0]["image"]
+    assert container["image"] == f"{code['repository']}:{code['tag']}"
+    assert container["command"] == DECISION_COMMAND
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert port == {"http": 8080}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}, kind
+    # its secrets come from its own Secret (each key required), nothing from a literal
+    env = {e["name"]: e for e in container["env"]}
+    secret_refs = {
+        name: e["valueFrom"]["secretKeyRef"] for name, e in env.items() if "valueFrom" in e
+    }
+    assert set(secret_refs) == {
+        "FRAUD_DECISION_CLIENTS",
+        "FRAUD_DECISION_METRICS_TOKEN",
+        "FRAUD_DATABASE_URL",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_PASSWORD",
+    }
+    secrets = {ref["name"] for ref in secret_refs.values()}
+    assert secrets == {"fraud-decision-api"}
+    assert all(ref["key"] == name and not ref.get("optional") for name, ref in secret_refs.items())
+    code_secrets = {
+        s["name"] for s in helm["dagster-user-deployments"]["deployments"][0]["envSecrets"]
+    }
+    assert not secrets & code_secrets, "shares the code location's secret"
+    assert env["MLFLOW_TRACKING_USERNAME"]["value"] == "fraud-decisions"
+    assert env["MLFLOW_TRACKING_USERNAME"]["value"] in mlflow_users()
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert str(pod["securityContext"]["runAsUser"]) == image.user.split(":")[0]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # the Service and the disruption budget select these pods
+    service = manifests["Service"]["spec"]
+    assert service["selector"] == DECISION_PODS
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(8080, "http")]
+    # CPU-based autoscaling from 2, and drains that never take the last replica
+    hpa = manifests["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] > hpa["minReplicas"]
+    assert [m["resource"]["name"] for m in hpa["metrics"]] == ["cpu"]
+    pdb = manifests["PodDisruptionBudget"]["spec"]
+    assert pdb["selector"]["matchLabels"] == DECISION_PODS
+    assert 1 <= pdb["minAvailable"] < hpa["minReplicas"]
+
+
+def test_network_policy_lets_the_decision_service_reach_mlflow_postgres_and_dns_only() -> None:
+    policies = network_policies()
+    policy = policies["fraud-decision-api"]
+    assert policy["podSelector"]["matchLabels"] == DECISION_PODS
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    assert egress_peers(policy) == MLFLOW_POSTGRES_AND_DNS
+    for rule in policy["ingress"]:
+        # never from everywhere: each rule names its sources
+        assert rule.get("from") and all(peer for peer in rule["from"]), rule
+        assert [p["port"] for p in rule["ports"]] == [8080]
+    mlflow = policies["fraud-mlflow"]
+    sources = [
+        peer["podSelector"]["matchLabels"] for rule in mlflow["ingress"] for peer in rule["from"]
+    ]
+    assert DECISION_PODS in sources
 
 
 # -- the checks above catch what they claim to ------------------------------------------------
@@ -1111,8 +1384,12 @@ def test_secret_check_flags_defaults_and_unchecked_secrets(text: str, flagged: l
         (["0.0.0.0:5000:5000"], 1),
         (["8080:3000"], 1),
         ([{"target": 5000, "published": 5000}], 1),
+        (["2999-3001:8080"], 1),
+        ([{"target": 8080, "published": "4999-5000", "host_ip": "0.0.0.0"}], 1),
+        ([{"target": 3000, "published": "3000", "host_ip": "${IP:-127.0.0.1}"}], 1),
         (["127.0.0.1:3000:3000", "127.0.0.1:5000:5000"], 0),
         (["7860:7860"], 0),
+        (["8080-8081:8080"], 0),
     ],
 )
 def test_port_check_flags_ui_ports_beyond_loopback(ports: list, exposed: int) -> None:
@@ -1165,6 +1442,7 @@ PASSWORDS = {
     "mlflow": "mlflow-pw-2",
     "fraud_writer": "writer-pw-3",
     "fraud_app": "app-pw-4",
+    "fraud_decisions": "decisions-pw-5",
 }
 
 
@@ -1266,7 +1544,8 @@ def denied(conn, statement: str) -> bool:  # noqa: ANN001
     return False
 
 
-LIVE_TABLE = "warehouse.live_transactions"
+# A table the writer creates after the init script ran (live_transactions is the script's now).
+WRITER_TABLE = "warehouse.scored_transactions"
 UPSERT = (
     "CREATE TEMP TABLE _incoming (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP;"
     " INSERT INTO _incoming VALUES {values};"
@@ -1274,17 +1553,17 @@ UPSERT = (
 )
 
 
-def writer_creates_live_transactions(cluster: dict) -> None:
+def writer_creates_a_table(cluster: dict) -> None:
     """What the code location's warehouse writes do: schema and table if missing, index, upsert."""
     with connect(cluster, "fraud_writer", "warehouse") as conn, conn.transaction():
         conn.execute("CREATE SCHEMA IF NOT EXISTS warehouse")
         conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {LIVE_TABLE}"
+            f"CREATE TABLE IF NOT EXISTS {WRITER_TABLE}"
             " (trans_num TEXT NOT NULL, amt DOUBLE PRECISION, PRIMARY KEY (trans_num))"
         )
-        conn.execute(f"CREATE INDEX IF NOT EXISTS live_amt_idx ON {LIVE_TABLE} (amt)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS scored_amt_idx ON {WRITER_TABLE} (amt)")
         conn.execute(
-            UPSERT.format(table=LIVE_TABLE, values="('t1', 12.5)", sets="amt = EXCLUDED.amt")
+            UPSERT.format(table=WRITER_TABLE, values="('t1', 12.5)", sets="amt = EXCLUDED.amt")
         )
 
 
@@ -1293,7 +1572,7 @@ def test_each_role_logs_in_with_its_own_password_and_holds_no_cluster_privilege(
     roles_cluster: dict,
 ) -> None:
     home = {"dagster": "dagster", "mlflow": "mlflow", "fraud_writer": "warehouse"}
-    home["fraud_app"] = "warehouse"
+    home["fraud_app"] = home["fraud_decisions"] = "warehouse"
     for role, dbname in home.items():
         assert can_connect(roles_cluster, role, dbname), role
         assert not can_connect(roles_cluster, role, dbname, password="wrong"), role
@@ -1320,17 +1599,17 @@ def test_dagster_and_mlflow_may_create_their_schemas_in_their_own_database(
 
 @pytest.mark.integration
 def test_the_writer_creates_and_upserts_warehouse_tables(roles_cluster: dict) -> None:
-    writer_creates_live_transactions(roles_cluster)
-    writer_creates_live_transactions(roles_cluster)  # a re-run is harmless
+    writer_creates_a_table(roles_cluster)
+    writer_creates_a_table(roles_cluster)  # a re-run is harmless
     with connect(roles_cluster, "fraud_writer", "warehouse") as conn:
-        assert conn.execute(f"SELECT count(*) FROM {LIVE_TABLE}").fetchone() == (1,)
+        assert conn.execute(f"SELECT count(*) FROM {WRITER_TABLE}").fetchone() == (1,)
 
 
 @pytest.mark.integration
 def test_the_app_reads_the_warehouse_and_writes_only_analyst_labels(roles_cluster: dict) -> None:
-    writer_creates_live_transactions(roles_cluster)  # created after the init script ran
+    writer_creates_a_table(roles_cluster)  # created after the init script ran
     with connect(roles_cluster, "fraud_app", "warehouse") as conn:
-        assert conn.execute(f"SELECT trans_num FROM {LIVE_TABLE}").fetchall() == [("t1",)]
+        assert conn.execute(f"SELECT trans_num FROM {WRITER_TABLE}").fetchall() == [("t1",)]
         for verdict in (1, 0):  # marking again replaces the verdict
             with conn.transaction():
                 conn.execute(
@@ -1342,8 +1621,8 @@ def test_the_app_reads_the_warehouse_and_writes_only_analyst_labels(roles_cluste
                 )
         labels = conn.execute("SELECT trans_num, is_fraud FROM warehouse.analyst_labels")
         assert labels.fetchall() == [("t1", 0)]
-        assert denied(conn, f"INSERT INTO {LIVE_TABLE} VALUES ('t2', 1.0)")
-        assert denied(conn, f"UPDATE {LIVE_TABLE} SET amt = 0")
+        assert denied(conn, f"INSERT INTO {WRITER_TABLE} VALUES ('t2', 1.0)")
+        assert denied(conn, f"UPDATE {WRITER_TABLE} SET amt = 0")
         assert denied(conn, "DELETE FROM warehouse.analyst_labels")
         with conn.transaction():  # every verdict is kept: added, never changed or removed
             conn.execute(
@@ -1356,12 +1635,78 @@ def test_the_app_reads_the_warehouse_and_writes_only_analyst_labels(roles_cluste
         assert denied(conn, "CREATE SCHEMA app_schema")
 
 
+@contextlib.contextmanager
+def warehouse_as(cluster: dict, role: str) -> Iterator:
+    """The platform's own Warehouse, logged in as ``role``."""
+    from fraud_assets.lib.warehouse import Warehouse
+
+    url = f"postgresql://{role}:{PASSWORDS[role]}@127.0.0.1:{cluster['port']}/warehouse"
+    wh = Warehouse(url, schema="warehouse")
+    try:
+        yield wh
+    finally:
+        wh.dialect.close()
+
+
+@pytest.mark.integration
+def test_the_decision_role_appends_to_decision_log_and_writes_nothing_else(
+    roles_cluster: dict,
+) -> None:
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from fraud_assets.lib import card_state, decision_log
+    from fraud_assets.lib.schema import CARD_HISTORY_SCHEMA
+
+    # The code location writes the card state into the tables the script made.
+    with warehouse_as(roles_cluster, "fraud_writer") as writer:
+        fs = SimpleNamespace(uses_profiles=False, version="probe")
+        card_state.write_state(writer, fs, pl.DataFrame(schema=CARD_HISTORY_SCHEMA))
+        written = card_state.state_version(writer)
+    row = {"trans_num": "d1", "cc_num": "c1", "decided_by": "service", "client": "probe"}
+    frame = pl.DataFrame([row], schema=decision_log.DECISION_LOG_SCHEMA)
+    # What the service does, with its own code: start (ensure_log must need no DDL), read the
+    # card state's version, log decisions, read one back.
+    with warehouse_as(roles_cluster, "fraud_decisions") as wh:
+        decision_log.ensure_log(wh)
+        assert written and card_state.state_version(wh) == written
+        assert decision_log.record(wh, frame) == {"d1"}
+        assert decision_log.record(wh, frame) == set()  # the first decision stands
+        assert decision_log.read_logged(wh, ["d1"])["client"].to_list() == ["probe"]
+    writer_creates_a_table(roles_cluster)  # a table it was never granted
+    with connect(roles_cluster, "fraud_decisions", "warehouse") as conn:
+        for table in ("card_profiles", "card_history", "card_state_meta", "live_transactions"):
+            conn.execute(f"SELECT count(*) FROM warehouse.{table}")
+        log = "warehouse.decision_log"
+        assert denied(conn, f"UPDATE {log} SET client = 'someone else'")
+        assert denied(conn, f"DELETE FROM {log}")
+        assert denied(conn, f"TRUNCATE {log}")
+        assert denied(conn, "INSERT INTO warehouse.live_transactions (trans_num) VALUES ('x')")
+        assert denied(conn, "INSERT INTO warehouse.card_state_meta (name) VALUES ('x')")
+        assert denied(conn, "DELETE FROM warehouse.card_history")
+        assert denied(conn, f"SELECT * FROM {WRITER_TABLE}")
+        assert denied(conn, "SELECT * FROM warehouse.analyst_labels")
+        assert denied(conn, "CREATE TABLE warehouse.decisions_table (id INT)")
+        assert denied(conn, "CREATE TABLE public.decisions_table (id INT)")
+        assert denied(conn, "CREATE TEMP TABLE decisions_staging (id INT)")
+        assert denied(conn, "CREATE SCHEMA decisions_schema")
+        assert denied(conn, f"ALTER TABLE {log} ADD COLUMN extra TEXT")
+
+
 @pytest.mark.integration
 def test_the_init_script_can_run_again_without_losing_data(roles_cluster: dict) -> None:
-    writer_creates_live_transactions(roles_cluster)
+    writer_creates_a_table(roles_cluster)
+    with connect(roles_cluster, "fraud_writer", "warehouse") as conn:
+        conn.execute(
+            "INSERT INTO warehouse.decision_log (trans_num) VALUES ('kept') ON CONFLICT DO NOTHING"
+        )
     run_init_script(roles_cluster)
     with connect(roles_cluster, "fraud_app", "warehouse") as conn:
-        assert conn.execute(f"SELECT count(*) FROM {LIVE_TABLE}").fetchone() == (1,)
+        assert conn.execute(f"SELECT count(*) FROM {WRITER_TABLE}").fetchone() == (1,)
+    with connect(roles_cluster, "fraud_decisions", "warehouse") as conn:
+        kept = "SELECT count(*) FROM warehouse.decision_log WHERE trans_num = 'kept'"
+        assert conn.execute(kept).fetchone() == (1,)
 
 
 # -- integration: the MLflow server with its login on ----------------------------------------

@@ -21,6 +21,7 @@ from fraud_assets.lib.payloads import Limits
 from fraud_assets.lib.redaction import redact
 from fraud_assets.lib.serving import ServingModel
 from fraud_assets.lib.storage import ObjectStore, open_store
+from fraud_assets.lib.streams import Topics
 from fraud_assets.lib.warehouse import Warehouse
 
 
@@ -198,3 +199,19 @@ class MonitoringResource(dg.ConfigurableResource):
 
     def window(self) -> dt.timedelta:
         return dt.timedelta(hours=self.window_hours)
+
+
+class StreamResource(dg.ConfigurableResource):
+    """The stream path's broker, as Dagster watches it (FRAUD_STREAM_*); ``url`` None when the
+    platform has no stream path."""
+
+    url: str | None = Field(description="FRAUD_STREAM_URL (nats://, redis://, amqp://, kafka://)")
+    input: str = Field(description="FRAUD_STREAM_INPUT")
+    output: str = Field(description="FRAUD_STREAM_OUTPUT")
+    dead_letters: str = Field(description="FRAUD_STREAM_DEAD_LETTERS")
+    group: str = Field(description="FRAUD_STREAM_GROUP")
+    lag_bound: int = Field(description="FRAUD_STREAM_LAG_BOUND")
+    dead_letter_rate: float = Field(description="FRAUD_STREAM_DEAD_LETTER_RATE")
+
+    def topics(self) -> Topics:
+        return Topics(self.input, self.output, self.dead_letters)

@@ -143,17 +143,3 @@ class LiveChampion:
     def _keeping(self, why: str) -> str:
         loaded = self._loaded
         return f"{why}; still serving v{loaded.info.version}" if loaded else why
-
-
-def follow(champion: LiveChampion, interval: float, stop: threading.Event) -> threading.Thread:
-    """Refresh ``champion`` now and then every ``interval`` seconds until ``stop`` is set, in a
-    daemon thread."""
-
-    def loop() -> None:
-        while not stop.is_set():
-            champion.refresh()
-            stop.wait(interval)
-
-    thread = threading.Thread(target=loop, name="champion-follower", daemon=True)
-    thread.start()
-    return thread

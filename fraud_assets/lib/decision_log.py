@@ -92,6 +92,20 @@ def newest(wh: Warehouse) -> dt.datetime | None:
     return rows["at"][0] if rows.height else None
 
 
+def stream_counts(wh: Warehouse, since: dt.datetime) -> tuple[int, int]:
+    """Decisions the stream path logged: in all, and since ``since``."""
+    if not wh.table_exists(LOG_TABLE):
+        return 0, 0
+    bound = since if wh.postgres else since.strftime("%Y-%m-%d %H:%M:%S.000")
+    rows = wh.query(
+        f"SELECT count(*), count(CASE WHEN logged_at >= ? THEN 1 END) FROM {{t:{LOG_TABLE}}} "
+        "WHERE decided_by = ?",
+        {"total": pl.Int64, "recent": pl.Int64},
+        [bound, "stream"],
+    )
+    return int(rows["total"][0] or 0), int(rows["recent"][0] or 0)
+
+
 def pending_hours(wh: Warehouse, hours: list[str]) -> dict[str, tuple[int, int]]:
     """Hours of ``hours`` with logged decisions not all in ``scored_transactions``:
     hour -> (decisions logged, of them imported)."""

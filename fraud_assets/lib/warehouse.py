@@ -95,6 +95,17 @@ class Dialect(ABC):
         """Values as the driver takes them as parameters."""
         return frame
 
+    def insert_returning(self, conn: Any, head: str, tail: str, frame: pl.DataFrame) -> set[str]:
+        """``head VALUES (...) tail`` for every row of ``frame``, in multi-row statements; the
+        first column of what they return."""
+        row = "(" + ", ".join(self.mark for _ in frame.columns) + ")"
+        new: set[str] = set()
+        for chunk in frame.iter_slices(max(1, MAX_PARAMETERS // len(frame.columns))):
+            values = ", ".join(row for _ in range(chunk.height))
+            params = [v for r in chunk.iter_rows() for v in r]
+            new |= {r[0] for r in conn.execute(f"{head} VALUES {values} {tail}", params)}
+        return new
+
     def in_list(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
         marks = ", ".join(self.mark for _ in values) or "NULL"
         return f'"{_check_ident(column)}" IN ({marks})', list(values)
@@ -233,6 +244,19 @@ class PostgresDialect(Dialect):
         ).fetchone()
         if not exists:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+
+    def insert_returning(self, conn: Any, head: str, tail: str, frame: pl.DataFrame) -> set[str]:
+        """One prepared one-row statement, executed for every row in a pipeline: psycopg would
+        spend more parsing a many-row statement's placeholders than the server does on it."""
+        marks = ", ".join("%s" for _ in frame.columns)
+        new: set[str] = set()
+        with conn.cursor() as cur:
+            cur.executemany(f"{head} VALUES ({marks}) {tail}", frame.rows(), returning=True)
+            while True:
+                new |= {r[0] for r in cur.fetchall()}
+                if not cur.nextset():
+                    break
+        return new
 
     def load(self, conn: Any, table: str, frame: pl.DataFrame, key: str, update: bool) -> int:
         cols = [_check_ident(c) for c in frame.columns]
@@ -397,15 +421,8 @@ class Warehouse:
         cols = [_check_ident(c) for c in frame.columns]
         head = f"INSERT INTO {d.table(table)} ({', '.join(chr(34) + c + chr(34) for c in cols)})"
         tail = f'ON CONFLICT ("{_check_ident(key)}") DO NOTHING RETURNING "{key}"'
-        row = "(" + ", ".join(d.mark for _ in cols) + ")"
-        per_statement = max(1, MAX_PARAMETERS // len(cols))
-        new: set[str] = set()
         with d.connect() as conn:
-            for chunk in d.encode(frame).iter_slices(per_statement):
-                values = ", ".join(row for _ in range(chunk.height))
-                params = [v for r in chunk.iter_rows() for v in r]
-                new |= {r[0] for r in conn.execute(f"{head} VALUES {values} {tail}", params)}
-        return new
+            return d.insert_returning(conn, head, tail, d.encode(frame))
 
     def upsert(
         self,

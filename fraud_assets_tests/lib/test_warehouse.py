@@ -152,3 +152,19 @@ def test_aggregates_run_in_sql_on_either_dialect(warehouse: Warehouse) -> None:
         [5.0],
     )
     assert got.row(0) == (5, 2)
+
+
+def test_insert_new_stores_only_new_keys_and_says_which_they_were(warehouse: Warehouse) -> None:
+    schema = {"trans_num": pl.String(), "amt": pl.Float64(), "at": pl.Datetime("ms")}
+    warehouse.ensure_table("log", schema)
+    at = dt.datetime(2026, 11, 28, 10, 0, 0, 123000)
+    first = pl.DataFrame({"trans_num": ["a", "b"], "amt": [1.0, 2.0], "at": [at, at]}, schema)
+    assert warehouse.insert_new("log", first) == {"a", "b"}
+    again = pl.DataFrame(
+        {"trans_num": ["b", "c", "c"], "amt": [9.0, 3.0, 4.0], "at": [at, at, at]}, schema
+    )
+    assert warehouse.insert_new("log", again) == {"c"}  # b is kept as it was; c once
+    rows = warehouse.read("log", schema).sort("trans_num")
+    assert rows.rows() == [("a", 1.0, at), ("b", 2.0, at), ("c", 3.0, at)]
+    many = pl.DataFrame({"trans_num": [f"m{i}" for i in range(12_000)], "amt": 1.0, "at": at})
+    assert len(warehouse.insert_new("log", many.cast(schema))) == 12_000  # past any one statement

@@ -9,8 +9,6 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -21,70 +19,20 @@ from decision_api.app import Service, create_app
 from decision_api.auth import InsecureStartup, new_client
 from fraud_assets.lib import decision_log
 from fraud_assets.lib.features import for_semantics
-from fraud_assets.lib.model import TrainParams, TrainResult, train
 from fraud_assets.lib.schema import TRANSACTION_SCHEMA
 from fraud_assets.lib.serving import FrameState, score_rows
 from fraud_assets.lib.warehouse import Warehouse
 from fraud_assets.settings import Settings
-from fraud_assets.testing import register, write_card_state
+from fraud_assets.testing import write_card_state
 from fraud_assets.testing.servers import serve_app
-from fraud_assets_tests.helpers.data import SPLIT, Dataset
+from fraud_assets_tests.helpers.service import API_FIELDS, Registry, body_of
 
 pytestmark = pytest.mark.integration
-API_FIELDS = (
-    "trans_num", "cc_num", "merchant", "category", "amt", "first", "last", "gender", "street",
-    "city", "state", "zip", "lat", "long", "city_pop", "job", "dob", "merch_lat", "merch_long",
-)  # fmt: skip
 DECISION_FIELDS = {
     "trans_num", "decision", "fraud_probability", "threshold", "expected_loss", "model_name",
     "model_version", "feature_set_version", "feed_semantics", "server_ms", "repeated",
     "explanation",
 }  # fmt: skip
-
-
-def body_of(row: dict, semantics: str = "arrival") -> dict:
-    """A request body from a canonical row, as a card network would send it."""
-    body = {k: row[k] for k in API_FIELDS} | {"cc_num": str(row["cc_num"])}
-    if semantics == "payload":
-        body["event_time"] = row["event_time"].isoformat()
-    return body
-
-
-@dataclass
-class Registry:
-    """An embedded MLflow store with models at hand to make champion."""
-
-    root: Path
-    uri: str
-    models: dict[str, TrainResult]
-
-    def promote(self, name: str) -> str:
-        return register(self.models[name], self.root, self.uri, f"{name} made champion")
-
-
-@pytest.fixture(scope="module")
-def halves(dataset: Dataset) -> tuple[pl.DataFrame, pl.DataFrame]:
-    data = dataset.canonical.sort("event_time", "trans_num")
-    return data.filter(pl.col("event_time") < SPLIT), data.filter(pl.col("event_time") >= SPLIT)
-
-
-@pytest.fixture(scope="module")
-def models(halves) -> dict[str, TrainResult]:  # noqa: ANN001
-    """Small forests: one per semantics, and a second arrival one to promote."""
-    rows, _ = halves
-    small = TrainParams(n_estimators=30, n_jobs=2)
-    return {
-        "arrival": train(rows, for_semantics("arrival"), small),
-        "arrival-b": train(
-            rows, for_semantics("arrival"), dataclasses.replace(small, random_state=3)
-        ),
-        "payload": train(rows, for_semantics("payload"), small),
-    }
-
-
-@pytest.fixture
-def store(tmp_path: Path, models) -> Registry:  # noqa: ANN001
-    return Registry(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", models)
 
 
 @pytest.fixture

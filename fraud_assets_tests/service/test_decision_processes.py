@@ -6,11 +6,9 @@ decision, two replicas share the log and both follow the champion, and generated
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,60 +21,12 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from fraud_assets.lib import decision_log
-from fraud_assets.lib.features import for_semantics
-from fraud_assets.lib.model import TrainParams, train
-from fraud_assets.lib.warehouse import Warehouse
-from fraud_assets.testing import register, write_card_state
+from fraud_assets.testing import register
 from fraud_assets.testing.servers import free_port
-from fraud_assets_tests.helpers.data import SPLIT, Dataset
+from fraud_assets_tests.helpers.service import Deployment, bodies
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-FIELDS = (
-    "trans_num", "cc_num", "merchant", "category", "amt", "first", "last", "gender", "street",
-    "city", "state", "zip", "lat", "long", "city_pop", "job", "dob", "merch_lat", "merch_long",
-)  # fmt: skip
-
-
-@dataclasses.dataclass
-class Deployment:
-    """A registry, a warehouse schema and the environment every service process gets."""
-
-    root: Path
-    env: dict[str, str]
-    warehouse: Warehouse
-    tracking_uri: str
-
-
-@pytest.fixture(scope="module")
-def halves(dataset: Dataset) -> tuple[pl.DataFrame, pl.DataFrame]:
-    data = dataset.canonical.sort("event_time", "trans_num")
-    return data.filter(pl.col("event_time") < SPLIT), data.filter(pl.col("event_time") >= SPLIT)
-
-
-@pytest.fixture(scope="module")
-def forests(halves):  # noqa: ANN001, ANN201
-    small = TrainParams(n_estimators=30, n_jobs=2)
-    fs = for_semantics("arrival")
-    return [train(halves[0], fs, dataclasses.replace(small, random_state=s)) for s in (1, 2)]
-
-
-@pytest.fixture
-def deployment(tmp_path: Path, pg_url: str, pg_schema: str, halves, forests) -> Deployment:  # noqa: ANN001
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    write_card_state(pg_url, halves[0], "arrival", pg_schema)
-    register(forests[0], tmp_path, uri, "the first champion")
-    env = {
-        **os.environ,
-        "FRAUD_DATA_DIR": str(tmp_path),
-        "FRAUD_DATABASE_URL": pg_url,
-        "FRAUD_DATABASE_SCHEMA": pg_schema,
-        "MLFLOW_TRACKING_URI": uri,
-        "FRAUD_FEED_SEMANTICS": "arrival",
-        "FRAUD_DECISION_REFRESH_SECONDS": "0.5",
-    }
-    env.pop("FRAUD_DECISION_CLIENTS", None)
-    return Deployment(tmp_path, env, Warehouse(pg_url, schema=pg_schema), uri)
 
 
 @contextlib.contextmanager
@@ -85,25 +35,11 @@ def service(
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """``python -m decision_api`` on loopback; stopped (SIGTERM, then SIGKILL) at the end."""
     port = port or free_port()
-    log = open(deployment.root / f"service-{port}.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "decision_api", "--port", str(port)],
-        env=deployment.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, deployment.root / f"service-{port}.log")
+    log = deployment.root / f"service-{port}.log"
+    with deployment.process(["--port", str(port)], log) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc, log)
         yield url, proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def wait_ready(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
@@ -116,16 +52,6 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90)
                 return
         time.sleep(0.2)
     raise RuntimeError(f"the service never became ready: {log.read_text()[-2000:]}")
-
-
-def bodies(rows: pl.DataFrame, copies: int, tag: str) -> list[dict]:
-    """``copies`` of each row, each copy a transaction of its own (its own trans_num)."""
-    out = []
-    for c in range(copies):
-        for row in rows.iter_rows(named=True):
-            body = {k: row[k] for k in FIELDS} | {"cc_num": str(row["cc_num"])}
-            out.append(body | {"trans_num": f"{tag}{c}-{row['trans_num']}"[:64]})
-    return out
 
 
 class Load:
@@ -222,13 +148,15 @@ def import_into_dagster(deployment: Deployment, hours: list[str], monkeypatch) -
 def test_two_replicas_share_one_log_and_both_follow_the_champion(
     deployment: Deployment,
     halves,
-    forests,  # noqa: ANN001
+    models,  # noqa: ANN001
 ) -> None:
     work = bodies(halves[1].head(300), 3, "r")
     with service(deployment) as (one, _), service(deployment) as (two, _):
         with Load([one, two], work) as load:
             time.sleep(2.0)
-            second = register(forests[1], deployment.root, deployment.tracking_uri, "the second")
+            second = register(
+                models["arrival-b"], deployment.root, deployment.tracking_uri, "the second"
+            )
             promoted = time.monotonic()
             load.join()
         after = [

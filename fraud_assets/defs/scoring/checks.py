@@ -14,6 +14,7 @@ from fraud_assets.defs.resources import (
     ObjectStoreResource,
     WarehouseResource,
 )
+from fraud_assets.defs.scoring.stream import dead_letters_under_rate, stream_lag_under_bound
 from fraud_assets.lib import decision_log
 from fraud_assets.lib import monitoring as mon
 from fraud_assets.lib.clock import utc_now
@@ -153,4 +154,6 @@ PLATFORM_CHECKS = (
     scored_transactions_complete,
     decision_log_fresh,
     decisions_imported,
+    stream_lag_under_bound,
+    dead_letters_under_rate,
 )

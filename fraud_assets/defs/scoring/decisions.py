@@ -10,6 +10,7 @@ decision_log_asset = dg.AssetSpec(
     "decision_log",
     group_name=__name__.split(".")[-2],  # its folder's, as for the assets found there
     kinds={"sql"},
+    deps=["transaction_stream"],
     description="Every decision the decision service (HTTP) and the stream consumer answered, "
     "written to the warehouse table `decision_log` before the answer left, with the served "
     "feature row: one row per trans_num, the first decision standing. Written outside "
