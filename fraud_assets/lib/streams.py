@@ -19,11 +19,12 @@ repeat, never a second decision. Nothing here decides anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 SCHEMES = ("nats", "redis", "amqp", "kafka")
 
@@ -167,7 +168,15 @@ class NatsStream(Stream):
         return int((await self._js.stream_info(_stream_name(topic))).state.messages)
 
     async def close(self) -> None:
-        await self._nc.drain()
+        """Leave the pull subscription, make sure the acks sent are on the server, and close
+        (``drain`` would wait its 30 s timeout on a pull subscription's pending request)."""
+        sub = getattr(self, "_sub", None)
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        with contextlib.suppress(Exception):
+            await self._nc.flush(timeout=5)
+        await self._nc.close()
 
 
 class RedisStream(Stream):
@@ -308,13 +317,13 @@ class KafkaStream(Stream):
     async def start(self, consume: bool = True) -> None:
         from confluent_kafka import Consumer, Producer
 
-        servers = urlparse(self.url).netloc
-        self._producer = Producer({"bootstrap.servers": servers, "acks": "all"})
+        common = kafka_config(self.url)
+        self._producer = Producer({**common, "acks": "all"})
         self._consumer = None
         if consume:
             self._consumer = Consumer(
                 {
-                    "bootstrap.servers": servers,
+                    **common,
                     "group.id": self.group,
                     "enable.auto.commit": False,
                     "auto.offset.reset": "earliest",
@@ -329,8 +338,16 @@ class KafkaStream(Stream):
         ]
 
     async def ack(self, messages: list[Message]) -> None:
-        if messages:
-            await asyncio.to_thread(self._consumer.commit, asynchronous=False)
+        """Commit past the highest offset of these messages in each partition, not the
+        consumer's position: a batch given back by ``release`` is never skipped."""
+        offsets = _kafka_offsets(messages, max, 1)
+        if offsets:
+            await asyncio.to_thread(self._consumer.commit, offsets=offsets, asynchronous=False)
+
+    async def release(self, messages: list[Message]) -> None:
+        """Seek back to the lowest offset of these messages in each partition."""
+        for tp in _kafka_offsets(messages, min, 0):
+            await asyncio.to_thread(self._consumer.seek, tp)
 
     async def publish(self, topic: str, bodies: list[bytes]) -> None:
         for body in bodies:
@@ -354,3 +371,31 @@ class KafkaStream(Stream):
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.close)
         await asyncio.to_thread(self._producer.flush, 30)
+
+
+def kafka_config(url: str) -> dict[str, str]:
+    """librdkafka settings from a ``kafka://[user:password@]host:port[,host:port]?k=v`` URL:
+    the query's pairs as they are (``security.protocol=SASL_SSL``, ``sasl.mechanism=...``),
+    and the URL's user and password as the SASL login."""
+    parts = urlparse(url)
+    config = {"bootstrap.servers": parts.netloc.rpartition("@")[2]}
+    config.update({k: v for k, v in parse_qsl(parts.query)})
+    if parts.username is not None:
+        config["sasl.username"] = unquote(parts.username)
+        config["sasl.password"] = unquote(parts.password or "")
+        config.setdefault("security.protocol", "SASL_SSL")
+        config.setdefault("sasl.mechanism", "PLAIN")
+    return config
+
+
+def _kafka_offsets(messages: list[Message], pick: Any, past: int) -> list[Any]:
+    """One TopicPartition per partition of ``messages``: ``pick`` (min or max) of their
+    offsets, plus ``past``."""
+    from confluent_kafka import TopicPartition
+
+    chosen: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.handle.topic(), m.handle.partition())
+        offset = m.handle.offset()
+        chosen[key] = pick(chosen.get(key, offset), offset)
+    return [TopicPartition(t, p, o + past) for (t, p), o in chosen.items()]
