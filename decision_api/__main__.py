@@ -144,8 +144,8 @@ def consume(argv: list[str]) -> int:
         "--metrics-port",
         type=int,
         default=s.stream_metrics_port,
-        help="Prometheus metrics on 127.0.0.1 at this port "
-        f"(FRAUD_STREAM_METRICS_PORT, now {s.stream_metrics_port})",
+        help=f"Prometheus metrics at this port (FRAUD_STREAM_METRICS_PORT, now "
+        f"{s.stream_metrics_port}), on FRAUD_STREAM_METRICS_HOST (now {s.stream_metrics_host})",
     )
     args = p.parse_args(argv)
     if not args.url:

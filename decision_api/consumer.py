@@ -238,8 +238,9 @@ def build_consumer(settings, metrics: StreamMetrics | None = None) -> tuple[Stre
     return consumer, parts
 
 
-async def serve_stream(settings, metrics_host: str = "127.0.0.1") -> None:  # noqa: ANN001
-    """Run one worker until SIGTERM: the champion followed, metrics on ``metrics_host``."""
+async def serve_stream(settings, metrics_host: str | None = None) -> None:  # noqa: ANN001
+    """Run one worker until SIGTERM: the champion followed, metrics on ``metrics_host``
+    (default FRAUD_STREAM_METRICS_HOST, itself 127.0.0.1 by default)."""
     import threading
 
     from prometheus_client import start_http_server
@@ -252,7 +253,8 @@ async def serve_stream(settings, metrics_host: str = "127.0.0.1") -> None:  # no
     follow(parts, settings.decision_refresh_seconds, stop)
     await consumer.stream.start()
     # Metrics answer once the worker is in its group with a champion: a readiness signal too.
-    start_http_server(settings.stream_metrics_port, metrics_host, consumer.metrics.registry)
+    host = metrics_host or settings.stream_metrics_host
+    start_http_server(settings.stream_metrics_port, host, consumer.metrics.registry)
     install_stop(consumer)
     lag = asyncio.create_task(_watch_lag(consumer))
     try:

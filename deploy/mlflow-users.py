@@ -16,6 +16,8 @@ restart the server and that client.
     fraud-decisions      MLFLOW_DECISIONS_PASSWORD      the decision service: the same as
                                                         fraud-app (it reads the champion alias
                                                         and the model's files, nothing more)
+    fraud-stream         MLFLOW_STREAM_PASSWORD         the stream consumers: the same as
+                                                        fraud-decisions, under their own login
 
 It also creates the registered model (``FRAUD_MODEL_NAME``, default ``fraud_rf`` as in
 fraud_assets.settings) if missing, and grants the code location MANAGE on it. The auth app
@@ -38,6 +40,7 @@ USERS = {
     "fraud-code-location": "MLFLOW_CODE_LOCATION_PASSWORD",
     "fraud-app": "MLFLOW_APP_PASSWORD",
     "fraud-decisions": "MLFLOW_DECISIONS_PASSWORD",
+    "fraud-stream": "MLFLOW_STREAM_PASSWORD",
 }
 #: The user that trains and promotes models: MANAGE on the registered model.
 MODEL_OWNER = "fraud-code-location"

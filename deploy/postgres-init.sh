@@ -17,6 +17,9 @@
 #                                               (card_profiles, card_history, card_state_meta)
 #                                               and live_transactions; insert (only) into
 #                                               decision_log; nothing else, no DDL anywhere
+#   fraud_stream  STREAM_DB_PASSWORD            the stream consumers (python -m decision_api
+#                                               consume): exactly fraud_decisions' grants, under
+#                                               a login of their own
 #
 # Passwords reach psql through the environment (\getenv), never its command line. Use URL-safe
 # passwords (e.g. `openssl rand -hex 32`): services receive them inside connection URLs.
@@ -26,6 +29,7 @@ set -eo pipefail
 : "${WAREHOUSE_WRITER_DB_PASSWORD:?set WAREHOUSE_WRITER_DB_PASSWORD}"
 : "${APP_DB_PASSWORD:?set APP_DB_PASSWORD}"
 : "${DECISIONS_DB_PASSWORD:?set DECISIONS_DB_PASSWORD}"
+: "${STREAM_DB_PASSWORD:?set STREAM_DB_PASSWORD}"
 
 psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \
   --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" <<'SQL'
@@ -34,9 +38,11 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \
 \getenv writer_password WAREHOUSE_WRITER_DB_PASSWORD
 \getenv app_password APP_DB_PASSWORD
 \getenv decisions_password DECISIONS_DB_PASSWORD
+\getenv stream_password STREAM_DB_PASSWORD
 
 SELECT format('CREATE ROLE %I', name)
-  FROM unnest(ARRAY['dagster', 'mlflow', 'fraud_writer', 'fraud_app', 'fraud_decisions']) AS name
+  FROM unnest(ARRAY['dagster', 'mlflow', 'fraud_writer', 'fraud_app', 'fraud_decisions',
+                    'fraud_stream']) AS name
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = name) \gexec
 ALTER ROLE dagster WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
   PASSWORD :'dagster_password';
@@ -48,6 +54,8 @@ ALTER ROLE fraud_app WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATIO
   PASSWORD :'app_password';
 ALTER ROLE fraud_decisions WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
   PASSWORD :'decisions_password';
+ALTER ROLE fraud_stream WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+  PASSWORD :'stream_password';
 
 SELECT format('CREATE DATABASE %I', name)
   FROM unnest(ARRAY['dagster', 'mlflow', 'warehouse']) AS name
@@ -62,6 +70,7 @@ GRANT CONNECT, TEMPORARY, CREATE ON DATABASE warehouse TO fraud_writer;
 GRANT CONNECT, TEMPORARY ON DATABASE warehouse TO fraud_app;
 -- The decision service inserts its rows directly (no staging table): no TEMPORARY.
 GRANT CONNECT ON DATABASE warehouse TO fraud_decisions;
+GRANT CONNECT ON DATABASE warehouse TO fraud_stream;
 
 \connect warehouse
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
@@ -70,6 +79,7 @@ ALTER SCHEMA warehouse OWNER TO fraud_writer;
 REVOKE ALL ON SCHEMA warehouse FROM PUBLIC;
 GRANT USAGE ON SCHEMA warehouse TO fraud_app;
 GRANT USAGE ON SCHEMA warehouse TO fraud_decisions;
+GRANT USAGE ON SCHEMA warehouse TO fraud_stream;
 -- Tables the writer creates later (live_transactions, scored_transactions, ...) are readable
 -- by the app as soon as they exist; those that exist already are granted now.
 ALTER DEFAULT PRIVILEGES FOR ROLE fraud_writer IN SCHEMA warehouse
@@ -233,4 +243,9 @@ GRANT SELECT, INSERT ON warehouse.analyst_verdicts TO fraud_app;
 GRANT SELECT ON warehouse.card_profiles, warehouse.card_history, warehouse.card_state_meta,
   warehouse.live_transactions TO fraud_decisions;
 GRANT SELECT, INSERT ON warehouse.decision_log TO fraud_decisions;
+-- The stream consumers decide through the same code: the same grants, their own login (so
+-- either can be rotated or revoked without the other).
+GRANT SELECT ON warehouse.card_profiles, warehouse.card_history, warehouse.card_state_meta,
+  warehouse.live_transactions TO fraud_stream;
+GRANT SELECT, INSERT ON warehouse.decision_log TO fraud_stream;
 SQL

@@ -7,7 +7,10 @@ tools and carries hashes the image checks, dagster.yaml's compute logs fit dagst
 Helm values and NetworkPolicies set what docs/deploy.md promises. The decision service gets the
 same treatment: its own role (append-only on decision_log, whose columns the init script and the
 code must agree on), its own read-only MLflow login, networks to PostgreSQL and MLflow only, and on
-Kubernetes probes, an autoscaler and its token secret.
+Kubernetes probes, an autoscaler and its token secret. So do the stream consumers: a compose
+profile of their own, their own role (the decision service's grants) and MLflow login, networks
+to PostgreSQL, MLflow and the broker only, and on Kubernetes a liveness probe, a grace period,
+their secret, and autoscaling on lag (KEDA or an HPA) that stops at the topic's partitions.
 
 All static and fast, except the integration tests at the end: they run deploy/postgres-init.sh
 on a throwaway PostgreSQL cluster, and deploy/mlflow-server.sh with its login on.
@@ -582,6 +585,90 @@ def test_the_decision_service_container_requires_its_tokens_and_publishes_on_loo
     assert spec["cap_drop"] == ["ALL"]
 
 
+# -- the stream consumers in compose -----------------------------------------------------------
+STREAM_COMMAND = ["python", "-m", "decision_api", "consume"]
+
+
+def seconds(duration: str | int) -> float:
+    """A compose duration (`30s`, `1m30s`, `500ms`) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", str(duration))
+    assert parts and "".join(n + u for n, u in parts) == str(duration), duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def ack_wait_default() -> float:
+    from fraud_assets.settings import Settings
+
+    return Settings.model_fields["stream_ack_wait_seconds"].default
+
+
+def test_the_stream_consumer_reaches_postgres_mlflow_and_the_broker_only() -> None:
+    services = all_services()
+    defined = all_networks()
+    internal = {n for n, spec in defined.items() if spec.get("internal") is True}
+    consumer = networks_of(services["stream-consumer"])
+    members = {
+        network: {name for name, spec in services.items() if network in networks_of(spec)}
+        for network in consumer
+    }
+    # no route out, no published port: whatever it reaches is on these networks
+    assert consumer <= internal and not published_ports(services["stream-consumer"]), consumer
+    data = networks_of(services["postgres"]) | networks_of(services["mlflow"])
+    for network in consumer & data:  # PostgreSQL and MLflow, no other service
+        assert members[network] == {"stream-consumer", "postgres", "mlflow"}, members[network]
+    # the broker's side: a network it alone has here, under a fixed name the broker can join
+    [broker] = consumer - data
+    assert members[broker] == {"stream-consumer"}, members[broker]
+    assert defined[broker].get("name"), "the broker cannot join a network without a fixed name"
+    env = environment(services["stream-consumer"])
+    assert re.search(r"^postgresql://fraud_stream:[^@]+@postgres:5432/warehouse$",
+                     env["FRAUD_DATABASE_URL"])  # fmt: skip
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # no object storage: the model comes through the MLflow server
+    assert not [k for k in env if k.startswith(("AWS_", "FRAUD_S3", "MLFLOW_S3"))], env
+
+
+def test_the_stream_consumer_is_an_optional_scaled_worker_that_stops_gracefully(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = compose()
+    spec = base["services"]["stream-consumer"]
+    assert spec["profiles"] == ["stream"]
+    assert spec["command"] == STREAM_COMMAND and "build" in spec
+    assert spec["cap_drop"] == ["ALL"]
+    # The default stack needs no broker: only this service takes a stream setting, and none is
+    # ${...:?} (Compose checks those in every service, its profile on or not).
+    for name, other in base["services"].items():
+        if name != "stream-consumer":
+            assert not [k for k in environment(other) if k.startswith("FRAUD_STREAM_")], name
+    assert not re.search(r"\$\{FRAUD_STREAM_\w*:?\?", json.dumps(base))
+    env = environment(spec)
+    assert env["FRAUD_STREAM_URL"] == "${FRAUD_STREAM_URL:-}"  # from .env; no default broker
+    # ... so the worker is what refuses to run without one
+    from decision_api.__main__ import main
+
+    monkeypatch.setenv("FRAUD_STREAM_URL", "")
+    assert main(["consume"]) == 2 and "FRAUD_STREAM_URL" in capsys.readouterr().err
+    # healthy once its metrics answer, where the container's settings put them
+    port = env["FRAUD_STREAM_METRICS_PORT"]
+    assert env["FRAUD_STREAM_METRICS_HOST"] == "127.0.0.1"
+    assert f"http://127.0.0.1:{port}/metrics" in " ".join(spec["healthcheck"]["test"])
+    # replicas share the group; each is bounded
+    assert spec["deploy"]["replicas"] >= 2
+    limits = spec["deploy"]["resources"]["limits"]
+    assert limits["cpus"] and limits["memory"]
+    # SIGTERM finishes a batch, which must be done within the ack wait anyway: room to spare
+    assert seconds(spec["stop_grace_period"]) >= 3 * ack_wait_default()
+    assert spec["restart"] == "on-failure"  # a crash restarts it, a graceful stop (0) does not
+    # its own read-only MLflow login
+    import runpy
+
+    helper = runpy.run_path(str(MLFLOW_USERS_SCRIPT))
+    user = env["MLFLOW_TRACKING_USERNAME"]
+    assert helper["USERS"][user] == "MLFLOW_STREAM_PASSWORD" and user != helper["MODEL_OWNER"]
+
+
 # -- object storage: one MinIO user and policy per service ------------------------------------
 MINIO_DIR = ROOT / "deploy" / "minio"
 MINIO_SETUP = MINIO_DIR / "setup.sh"
@@ -786,7 +873,7 @@ def test_every_mlflow_client_has_its_own_login() -> None:
         for name, spec in all_services().items()
         if "MLFLOW_TRACKING_URI" in environment(spec)
     }
-    assert {"code-location", "app", "decision-api"} <= set(clients)
+    assert {"code-location", "app", "decision-api", "stream-consumer"} <= set(clients)
     logins = [env.get("MLFLOW_TRACKING_USERNAME") for env in clients.values()]
     assert len(set(logins)) == len(logins), f"shared MLflow logins: {logins}"
     for name, env in clients.items():
@@ -909,6 +996,7 @@ def test_each_service_connects_to_postgres_with_its_own_role() -> None:
         "daemon": {"dagster"},
         "app": {"fraud_app"},
         "decision-api": {"fraud_decisions"},
+        "stream-consumer": {"fraud_stream"},
     }
     for name, users in used.items():
         for user, password in users.items():
@@ -933,11 +1021,15 @@ def test_the_app_role_is_granted_writes_on_analyst_labels_only() -> None:
     assert re.search(r"ALTER DEFAULT PRIVILEGES FOR ROLE fraud_writer[^;]*SELECT ON TABLES", sql)
 
 
-def test_the_decision_role_reads_the_card_state_and_appends_to_decision_log_only() -> None:
+DECIDING_ROLES = ("fraud_decisions", "fraud_stream")  # the decision service, the stream consumers
+
+
+@pytest.mark.parametrize("role", DECIDING_ROLES)
+def test_the_decision_role_reads_the_card_state_and_appends_to_decision_log_only(role: str) -> None:
     from fraud_assets.lib import card_state, decision_log, ingest
 
     sql = INIT_SCRIPT.read_text()
-    grants = re.findall(r"GRANT\s+([^;]*?)\s+TO\s+fraud_decisions\s*;", sql, re.S)
+    grants = re.findall(rf"GRANT\s+([^;]*?)\s+TO\s+{role}\s*;", sql, re.S)
     grants = [" ".join(g.split()) for g in grants]
     reads = {card_state.PROFILES_TABLE, card_state.HISTORY_TABLE, card_state.META_TABLE}
     reads.add(ingest.LIVE_TABLE)
@@ -950,7 +1042,7 @@ def test_the_decision_role_reads_the_card_state_and_appends_to_decision_log_only
         "USAGE ON SCHEMA warehouse",
     ]
     # no default privileges: a table the writer adds later stays closed to it
-    assert not re.search(r"DEFAULT PRIVILEGES[^;]*fraud_decisions", sql)
+    assert not re.search(rf"DEFAULT PRIVILEGES[^;]*{role}", sql)
     assert reads | {decision_log.LOG_TABLE} <= set(init_script_tables())
 
 
@@ -1215,6 +1307,9 @@ def network_policies() -> dict[str, dict]:
     return {d["metadata"]["name"]: d["spec"] for d in docs}
 
 
+#: Kafka, NATS, Redis, RabbitMQ: what an address outside the cluster may be reached on, besides
+#: PostgreSQL's 5432.
+BROKER_PORTS = frozenset({9092, 4222, 6379, 5672})
 MLFLOW_POSTGRES_AND_DNS = {
     ("mlflow", frozenset({5000})),
     ("postgres", frozenset({5432})),
@@ -1238,7 +1333,12 @@ def egress_peers(policy: dict) -> set[tuple[str, frozenset[int]]]:
                 reached.add(("mlflow", ports))
             elif "ipBlock" in peer:
                 assert peer["ipBlock"]["cidr"].endswith("/32"), peer  # one address, not a range
-                reached.add(("postgres", ports))
+                if ports == {5432}:
+                    reached.add(("postgres", ports))
+                elif ports <= BROKER_PORTS:
+                    reached.add(("broker", ports))
+                else:
+                    raise AssertionError(f"{policy['podSelector']} may reach {peer} on {ports}")
             elif pods == {"k8s-app": "kube-dns"}:
                 reached.add(("dns", ports))
             else:
@@ -1360,6 +1460,161 @@ def test_network_policy_lets_the_decision_service_reach_mlflow_postgres_and_dns_
     assert DECISION_PODS in sources
 
 
+# -- the stream consumers on Kubernetes ------------------------------------------------------
+STREAM_FILES = ("stream-consumer.yaml", "stream-consumer-keda.yaml", "stream-consumer-hpa.yaml")
+STREAM_PODS = {"app.kubernetes.io/name": "fraud-stream-consumer"}
+PARTITIONS = "fraud-detection/input-topic-partitions"
+
+
+def stream_kinds() -> dict[str, list[str]]:
+    """file -> the kinds it holds."""
+    helm_dir = ROOT / "deploy" / "helm"
+    return {
+        name: [d["kind"] for d in yaml.safe_load_all((helm_dir / name).read_text()) if d]
+        for name in STREAM_FILES
+    }
+
+
+def stream_manifests() -> dict[str, dict]:
+    """kind -> object, over the consumers' manifest and its two autoscaler files."""
+    found: dict[str, dict] = {}
+    for name in STREAM_FILES:
+        for doc in yaml.safe_load_all((ROOT / "deploy" / "helm" / name).read_text()):
+            if doc:
+                assert doc["kind"] not in found, f"two {doc['kind']}s"
+                found[doc["kind"]] = doc
+    return found
+
+
+def test_the_stream_consumers_have_a_probe_a_grace_period_and_their_secret(
+    helm: dict, image: Image
+) -> None:
+    manifests = stream_manifests()
+    assert set(manifests) == {
+        "Deployment",
+        "PodDisruptionBudget",
+        "ScaledObject",
+        "HorizontalPodAutoscaler",
+    }
+    assert not secret_settings(list(manifests.values()))
+    deployment = manifests["Deployment"]
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["selector"]["matchLabels"] == STREAM_PODS
+    assert spec["template"]["metadata"]["labels"] == STREAM_PODS
+    [container] = pod["containers"]
+    # the image the code location runs, and the command compose runs
+    code = helm["dagster-user-deployments"]["deployments"][0]["image"]
+    assert container["image"] == f"{code['repository']}:{code['tag']}"
+    assert container["command"] == STREAM_COMMAND
+    assert compose()["services"]["stream-consumer"]["command"] == STREAM_COMMAND
+    # liveness (and start-up) on the metrics port, which the worker serves on the pod's address
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert list(ports) == ["metrics"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["FRAUD_STREAM_METRICS_PORT"]["value"] == str(ports["metrics"])
+    assert env["FRAUD_STREAM_METRICS_HOST"]["value"] == "0.0.0.0"
+    for probe in ("livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}, kind
+    # SIGTERM finishes the batch in hand: room to spare beyond the ack wait
+    assert pod["terminationGracePeriodSeconds"] >= 3 * ack_wait_default()
+    # its secrets come from its own Secret (each key required), nothing from a literal
+    secret_refs = {
+        name: e["valueFrom"]["secretKeyRef"] for name, e in env.items() if "valueFrom" in e
+    }
+    assert set(secret_refs) == {
+        "FRAUD_STREAM_URL",  # it may hold the broker's login
+        "FRAUD_DATABASE_URL",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_PASSWORD",
+    }
+    secrets = {ref["name"] for ref in secret_refs.values()}
+    assert secrets == {"fraud-stream-consumer"}
+    assert all(ref["key"] == name and not ref.get("optional") for name, ref in secret_refs.items())
+    others = {s["name"] for s in helm["dagster-user-deployments"]["deployments"][0]["envSecrets"]}
+    others.add("fraud-decision-api")
+    assert not secrets & others, "shares another component's secret"
+    user = env["MLFLOW_TRACKING_USERNAME"]["value"]
+    assert user in mlflow_users()
+    assert user == environment(compose()["services"]["stream-consumer"])["MLFLOW_TRACKING_USERNAME"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert str(pod["securityContext"]["runAsUser"]) == image.user.split(":")[0]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # drains that never take the last worker
+    pdb = manifests["PodDisruptionBudget"]["spec"]
+    assert pdb["selector"]["matchLabels"] == STREAM_PODS
+    assert 1 <= pdb["minAvailable"] < spec["replicas"]
+
+
+def test_the_stream_consumers_scale_on_lag_up_to_the_topics_partitions() -> None:
+    from decision_api.consumer import StreamMetrics
+
+    manifests = stream_manifests()
+    deployment = manifests["Deployment"]
+    partitions = int(deployment["metadata"]["annotations"][PARTITIONS])
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+    # KEDA's Kafka scaler, on this group's lag on this topic, never past the partitions
+    keda = manifests["ScaledObject"]
+    assert keda["apiVersion"].startswith("keda.sh/")
+    scaled = keda["spec"]
+    assert scaled["scaleTargetRef"] == target
+    [trigger] = scaled["triggers"]
+    assert trigger["type"] == "kafka"
+    kafka = trigger["metadata"]
+    assert kafka["consumerGroup"] == env["FRAUD_STREAM_GROUP"]
+    assert kafka["topic"] == env["FRAUD_STREAM_INPUT"]
+    assert int(kafka["lagThreshold"]) > 0
+    assert str(kafka.get("allowIdleConsumers", "false")).lower() == "false"
+    assert 2 <= scaled["minReplicaCount"] < scaled["maxReplicaCount"] <= partitions
+    # the alternative without KEDA: an HPA on the workers' own fraud_stream_lag
+    hpa = manifests["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"] == target
+    assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"] <= partitions
+    [metric] = hpa["metrics"]
+    source = metric[metric["type"].lower()]
+    assert metric["type"] in ("External", "Pods") and source["metric"]["name"] == "fraud_stream_lag"
+    assert source["target"]["type"] == "AverageValue"
+    assert "fraud_stream_lag" in {m.name for m in StreamMetrics().registry.collect()}
+    # two autoscalers on one Deployment fight: each in a file of its own, applied alone
+    kinds = stream_kinds()
+    assert kinds["stream-consumer.yaml"] == ["Deployment", "PodDisruptionBudget"]
+    assert kinds["stream-consumer-keda.yaml"] == ["ScaledObject"]
+    assert kinds["stream-consumer-hpa.yaml"] == ["HorizontalPodAutoscaler"]
+    # and what bounds them is what the docs tell operators to create
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert f"--partitions {partitions}" in docs
+
+
+def test_network_policy_lets_the_stream_consumers_reach_broker_mlflow_postgres_dns_only() -> None:
+    policies = network_policies()
+    policy = policies["fraud-stream-consumer"]
+    assert policy["podSelector"]["matchLabels"] == STREAM_PODS
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    peers = egress_peers(policy)
+    broker = {(peer, ports) for peer, ports in peers if peer == "broker"}
+    assert broker and peers - broker == MLFLOW_POSTGRES_AND_DNS
+    # in: the metrics scraper only, on the metrics port
+    [container] = stream_manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    metrics = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
+    assert policy["ingress"]
+    for rule in policy["ingress"]:
+        assert rule.get("from") and all(peer for peer in rule["from"]), rule
+        assert [p["port"] for p in rule["ports"]] == [metrics]
+    # MLflow lets them in; the app and the decision service still reach no broker
+    mlflow = policies["fraud-mlflow"]
+    sources = [
+        peer["podSelector"]["matchLabels"] for rule in mlflow["ingress"] for peer in rule["from"]
+    ]
+    assert STREAM_PODS in sources
+    for other in ("fraud-app", "fraud-decision-api"):
+        assert egress_peers(policies[other]) == MLFLOW_POSTGRES_AND_DNS, other
+
+
 # -- the checks above catch what they claim to ------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "flagged"),
@@ -1411,6 +1666,35 @@ def test_digest_check_accepts_only_full_digests(reference: str, pinned: bool) ->
 
 
 @pytest.mark.parametrize(
+    ("peer", "port", "reached"),
+    [
+        ({"ipBlock": {"cidr": "192.0.2.1/32"}}, 5432, "postgres"),
+        ({"ipBlock": {"cidr": "192.0.2.1/32"}}, 9092, "broker"),
+        ({"ipBlock": {"cidr": "192.0.2.1/32"}}, 443, None),  # anything else out there
+        ({"ipBlock": {"cidr": "192.0.2.0/24"}}, 9092, None),  # a range, not an address
+        ({"podSelector": {}}, 9092, None),  # every pod
+    ],
+)
+def test_egress_check_names_postgres_and_the_broker_and_flags_the_rest(
+    peer: dict, port: int, reached: str | None
+) -> None:
+    policy = {"podSelector": {}, "policyTypes": ["Egress"]}
+    policy["egress"] = [{"to": [peer], "ports": [{"protocol": "TCP", "port": port}]}]
+    if reached is None:
+        with pytest.raises(AssertionError):
+            egress_peers(policy)
+    else:
+        assert egress_peers(policy) == {(reached, frozenset({port}))}
+
+
+@pytest.mark.parametrize(
+    ("duration", "expected"), [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("2m", 120)]
+)
+def test_duration_check_reads_compose_durations(duration: str, expected: float) -> None:
+    assert seconds(duration) == expected
+
+
+@pytest.mark.parametrize(
     ("values", "leaks"),
     [
         ({"postgresql": {"postgresqlPassword": "test"}}, [".postgresql.postgresqlPassword"]),
@@ -1443,6 +1727,7 @@ PASSWORDS = {
     "fraud_writer": "writer-pw-3",
     "fraud_app": "app-pw-4",
     "fraud_decisions": "decisions-pw-5",
+    "fraud_stream": "stream-pw-6",
 }
 
 
@@ -1572,7 +1857,7 @@ def test_each_role_logs_in_with_its_own_password_and_holds_no_cluster_privilege(
     roles_cluster: dict,
 ) -> None:
     home = {"dagster": "dagster", "mlflow": "mlflow", "fraud_writer": "warehouse"}
-    home["fraud_app"] = home["fraud_decisions"] = "warehouse"
+    home["fraud_app"] = home["fraud_decisions"] = home["fraud_stream"] = "warehouse"
     for role, dbname in home.items():
         assert can_connect(roles_cluster, role, dbname), role
         assert not can_connect(roles_cluster, role, dbname, password="wrong"), role
@@ -1649,8 +1934,9 @@ def warehouse_as(cluster: dict, role: str) -> Iterator:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("role", DECIDING_ROLES)
 def test_the_decision_role_appends_to_decision_log_and_writes_nothing_else(
-    roles_cluster: dict,
+    roles_cluster: dict, role: str
 ) -> None:
     from types import SimpleNamespace
 
@@ -1664,18 +1950,19 @@ def test_the_decision_role_appends_to_decision_log_and_writes_nothing_else(
         fs = SimpleNamespace(uses_profiles=False, version="probe")
         card_state.write_state(writer, fs, pl.DataFrame(schema=CARD_HISTORY_SCHEMA))
         written = card_state.state_version(writer)
-    row = {"trans_num": "d1", "cc_num": "c1", "decided_by": "service", "client": "probe"}
+    trans_num = f"d-{role}"
+    row = {"trans_num": trans_num, "cc_num": "c1", "decided_by": "service", "client": "probe"}
     frame = pl.DataFrame([row], schema=decision_log.DECISION_LOG_SCHEMA)
     # What the service does, with its own code: start (ensure_log must need no DDL), read the
     # card state's version, log decisions, read one back.
-    with warehouse_as(roles_cluster, "fraud_decisions") as wh:
+    with warehouse_as(roles_cluster, role) as wh:
         decision_log.ensure_log(wh)
         assert written and card_state.state_version(wh) == written
-        assert decision_log.record(wh, frame) == {"d1"}
+        assert decision_log.record(wh, frame) == {trans_num}
         assert decision_log.record(wh, frame) == set()  # the first decision stands
-        assert decision_log.read_logged(wh, ["d1"])["client"].to_list() == ["probe"]
+        assert decision_log.read_logged(wh, [trans_num])["client"].to_list() == ["probe"]
     writer_creates_a_table(roles_cluster)  # a table it was never granted
-    with connect(roles_cluster, "fraud_decisions", "warehouse") as conn:
+    with connect(roles_cluster, role, "warehouse") as conn:
         for table in ("card_profiles", "card_history", "card_state_meta", "live_transactions"):
             conn.execute(f"SELECT count(*) FROM warehouse.{table}")
         log = "warehouse.decision_log"
