@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         description="make run: decisions a second the local stand-in pushes to the decision "
         "service (0: none).",
     )
+    standin_publish_rate: float = Field(
+        5.0,
+        ge=0,
+        validation_alias=_var("FRAUD_STANDIN_PUBLISH_RATE"),
+        description="make run, with FRAUD_STREAM_URL set: transactions a second the local "
+        "stand-in publishes to the stream's input topic (0: none).",
+    )
 
     # --- the feed's time semantics ----------------------------------------------------------
     feed_semantics: FeedSemantics = Field(
@@ -184,6 +191,12 @@ class Settings(BaseSettings):
         8.0, gt=0, validation_alias=_var("FRAUD_STREAM_ACK_WAIT_SECONDS")
     )
     stream_metrics_port: int = Field(9108, validation_alias=_var("FRAUD_STREAM_METRICS_PORT"))
+    stream_metrics_host: str = Field(
+        "127.0.0.1",
+        validation_alias=_var("FRAUD_STREAM_METRICS_HOST"),
+        description="Where a stream worker serves its metrics; 0.0.0.0 in a pod, for the "
+        "kubelet's probe and Prometheus (the metrics carry no secret; no token asked).",
+    )
     stream_lag_bound: int = Field(10_000, validation_alias=_var("FRAUD_STREAM_LAG_BOUND"))
     stream_sensor_seconds: int = Field(30, validation_alias=_var("FRAUD_STREAM_SENSOR_SECONDS"))
     stream_dead_letter_bound: float = Field(
@@ -242,6 +255,13 @@ class Settings(BaseSettings):
     def spool_dir(self) -> Path:
         """Where fetched payloads wait while object storage is down."""
         return self.data_dir / "spool"
+
+    def s3_client(self):  # noqa: ANN201 - a boto3 client
+        """A boto3 S3 client for AWS_ENDPOINT_URL and AWS_REGION (credentials as boto3 finds
+        them in the environment): what every process's object store uses."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.aws_endpoint_url, region_name=self.aws_region)
 
     def stream_topics(self) -> Topics:
         return Topics(self.stream_input, self.stream_output, self.stream_dead_letters)

@@ -1,11 +1,15 @@
-"""`make run` for real: the whole local platform scores transactions with nothing done by hand."""
+"""`make run` for real: the whole local platform scores transactions with nothing done by hand,
+by both paths: Dagster's runs of the polled API, and the decision service the stand-in pushes
+to, whose decisions Dagster imports."""
 
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -29,18 +33,69 @@ def _processes_using(data_dir: Path) -> list[int]:
     return pids
 
 
-def _scored_rows(db: Path) -> int:
+def _scored_rows(db: Path, where: str = "1 = 1") -> int:
     if not db.exists():
         return 0
     try:
         with sqlite3.connect(db, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM scored_transactions").fetchone()[0]
+            sql = f"SELECT count(*) FROM scored_transactions WHERE {where}"
+            return conn.execute(sql).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 
 
-def test_make_run_scores_transactions_unattended_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = {"--dagster-port": free_port(), "--api-port": free_port(), "--app-port": free_port()}
+#: Rows the stand-in pushed, decided by the service and imported by Dagster.
+PUSHED = "decided_by = 'service' AND trans_num LIKE 'push-%'"
+#: A request body as a card network sends it (``curl -d @body.json .../v1/decisions``).
+BODY = {
+    "trans_num": "curl-0001",
+    "cc_num": "4497913965512794052",
+    "merchant": "fraud_Berge, Kautzer and Harris",
+    "category": "personal_care",
+    "amt": 60.16,
+    "first": "Scott",
+    "last": "Edwards",
+    "gender": "M",
+    "street": "838 Amy Street Suite 107",
+    "city": "Pembroke",
+    "state": "NC",
+    "zip": 28372,
+    "lat": 34.6902,
+    "long": -79.1834,
+    "city_pop": 14783,
+    "job": "Hospital doctor",
+    "dob": "1955-11-07",
+    "merch_lat": 34.38451,
+    "merch_long": -78.621062,
+}
+
+
+def _curl_decision(url: str) -> dict | None:
+    """POST the body as curl would; None while the service is not ready (503) or not up."""
+    request = urllib.request.Request(
+        f"{url}/v1/decisions",
+        data=json.dumps(BODY).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 503:
+            return None
+        raise
+    except OSError:
+        return None
+
+
+def test_make_run_scores_by_both_paths_unattended_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = {
+        "--dagster-port": free_port(),
+        "--api-port": free_port(),
+        "--app-port": free_port(),
+        "--decision-port": free_port(),
+    }
     env = {
         k: v
         for k, v in os.environ.items()
@@ -60,12 +115,25 @@ def test_make_run_scores_transactions_unattended_and_stops_cleanly(tmp_path: Pat
         start_new_session=True,
     )
     started = time.monotonic()
+    db, service = tmp_path / "warehouse.db", f"http://127.0.0.1:{ports['--decision-port']}"
+    polled = pushed = answer = None
     try:
-        while _scored_rows(tmp_path / "warehouse.db") == 0:
+        while polled is None or pushed is None or answer is None:
             assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.monotonic() - started < 480, "no scored row within 8 minutes"
+            waited = time.monotonic() - started
+            assert waited < 480, f"within 8 minutes: {polled=}, {pushed=}, {answer=}"
+            if polled is None and _scored_rows(db, "decided_by = 'poll'"):
+                polled = waited
+            if pushed is None and _scored_rows(db, PUSHED):
+                pushed = waited
+            if answer is None:
+                answer = _curl_decision(service)
             time.sleep(3)
-        print(f"first scored row after {time.monotonic() - started:.0f} s")
+        print(f"first polled row after {polled:.0f} s, first pushed row after {pushed:.0f} s")
+        assert answer["trans_num"] == BODY["trans_num"]
+        assert answer["decision"] in ("review", "approve") and answer["server_ms"] > 0
+        with urllib.request.urlopen(f"{service}/docs", timeout=30) as resp:
+            assert resp.status == 200
         app = f"http://127.0.0.1:{ports['--app-port']}/"
         with urllib.request.urlopen(app, timeout=30) as resp:
             assert resp.status == 200
@@ -79,6 +147,7 @@ def test_make_run_scores_transactions_unattended_and_stops_cleanly(tmp_path: Pat
     output = proc.stdout.read().decode()
     assert proc.returncode == 0, output[-3000:]
     assert f"http://127.0.0.1:{ports['--dagster-port']}" in output
+    assert f"{service}/v1/decisions  (docs {service}/docs)" in output
     deadline = time.monotonic() + 10
     while _processes_using(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.5)
