@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -75,50 +76,98 @@ def make_scorer() -> Scorer:
     )
 
 
-def _dashboard_tab(app: gr.Blocks, h: Handlers, refresh_seconds: float, signed_in: Any) -> None:
-    """Headline cards, trend, breakdowns, the flagged list and the analysts' verdicts."""
+@dataclass(frozen=True)
+class DashboardTab:
+    """The Dashboard tab's components, for its events (``_dashboard_events``)."""
+
+    filters: list[Any]  # time range, category, minimum probability, minimum amount
+    outputs: list[Any]  # what /dashboard fills, in its order
+    table: Any
+    feedback: list[Any]  # transaction id, verdict, analyst
+    save: Any
+    status: Any
+    refresh: Any
+
+
+def _figure_rows() -> list[Any]:
+    """The trend, the breakdowns by category, hour and path."""
+    with gr.Row():
+        trend = gr.LinePlot(
+            x="time",
+            y="value",
+            color="metric",
+            title="Fraud probability and flag rate over time",
+            y_lim=[0, 1],
+            elem_id="trend",
+        )
+    tooltip = ["scored", "flagged", "amount_flagged", "flag_rate"]
+    with gr.Row():
+        per_category = gr.BarPlot(
+            x="category",
+            y="flag_rate",
+            title="Flag rate by category",
+            x_label_angle=-45,
+            tooltip=["category", *tooltip],
+            elem_id="by-category",
+        )
+        per_hour = gr.BarPlot(
+            x="hour",
+            y="flag_rate",
+            title="Flag rate by hour of day (UTC)",
+            tooltip=["hour", *tooltip],
+            elem_id="by-hour",
+        )
+        per_path = gr.BarPlot(
+            x="decided_via",
+            x_title="path",
+            y="scored",
+            title="Decisions by path",
+            y_lim=[0, None],  # from 0, so that a single path still shows its bar
+            tooltip=["decided_via", *tooltip],
+            elem_id="by-path",
+        )
+    return [trend, per_category, per_hour, per_path]
+
+
+def _filters() -> list[Any]:
+    with gr.Row():
+        time_range = gr.Dropdown(
+            list(data.TIME_RANGES), value="all", label="Time range", elem_id="f-time"
+        )
+        category = gr.Dropdown(
+            [data.ALL_CATEGORIES, *CATEGORIES],
+            value=data.ALL_CATEGORIES,
+            label="Category",
+            elem_id="f-category",
+        )
+        min_probability = gr.Slider(
+            0, 1, value=0, step=0.01, label="Minimum probability", elem_id="f-prob"
+        )
+        min_amount = gr.Number(value=0, label="Minimum amount ($)", elem_id="f-amount")
+    return [time_range, category, min_probability, min_amount]
+
+
+def _feedback_row() -> tuple[list[Any], Any]:
+    """The verdict form under the flagged list, and its save button."""
+    with gr.Row(elem_id="feedback-row"):
+        trans = gr.Textbox(label="Transaction id", elem_id="feedback-trans-num")
+        verdict = gr.Radio(
+            list(VERDICTS), value="confirmed fraud", label="Verdict", elem_id="fb-verdict"
+        )
+        analyst = gr.Textbox(label="Analyst", elem_id="feedback-analyst")
+        save = gr.Button("Save label", variant="primary", elem_id="feedback-save")
+    return [trans, verdict, analyst], save
+
+
+def _dashboard_tab() -> DashboardTab:
+    """Headline cards, decisions by path, trend, breakdowns, the flagged list and the
+    analysts' verdicts."""
     with gr.Tab("Dashboard", id="dashboard", elem_id="tab-dashboard"):
         kpis = gr.HTML(elem_id="kpis")
-        with gr.Row():
-            trend = gr.LinePlot(
-                x="time",
-                y="value",
-                color="metric",
-                title="Fraud probability and flag rate over time",
-                y_lim=[0, 1],
-                elem_id="trend",
-            )
-        with gr.Row():
-            per_category = gr.BarPlot(
-                x="category",
-                y="flag_rate",
-                title="Flag rate by category",
-                x_label_angle=-45,
-                tooltip=["category", "scored", "flagged", "amount_flagged", "flag_rate"],
-                elem_id="by-category",
-            )
-            per_hour = gr.BarPlot(
-                x="hour",
-                y="flag_rate",
-                title="Flag rate by hour of day (UTC)",
-                tooltip=["hour", "scored", "flagged", "amount_flagged", "flag_rate"],
-                elem_id="by-hour",
-            )
+        paths = gr.HTML(elem_id="paths")
+        trend, per_category, per_hour, per_path = _figure_rows()
         gr.Markdown("### Latest flagged transactions")
-        with gr.Row():
-            time_range = gr.Dropdown(
-                list(data.TIME_RANGES), value="all", label="Time range", elem_id="f-time"
-            )
-            category_filter = gr.Dropdown(
-                [data.ALL_CATEGORIES, *CATEGORIES],
-                value=data.ALL_CATEGORIES,
-                label="Category",
-                elem_id="f-category",
-            )
-            min_probability = gr.Slider(
-                0, 1, value=0, step=0.01, label="Minimum probability", elem_id="f-prob"
-            )
-            min_amount = gr.Number(value=0, label="Minimum amount ($)", elem_id="f-amount")
+        filters = _filters()
         table = gr.Dataframe(
             label="Flagged transactions (click a row to label it; click a header to sort)",
             elem_id="flagged",
@@ -126,41 +175,35 @@ def _dashboard_tab(app: gr.Blocks, h: Handlers, refresh_seconds: float, signed_i
             show_search="filter",
             max_height=420,
         )
-        with gr.Row(elem_id="feedback-row"):
-            fb_trans = gr.Textbox(label="Transaction id", elem_id="feedback-trans-num")
-            fb_verdict = gr.Radio(
-                list(VERDICTS), value="confirmed fraud", label="Verdict", elem_id="fb-verdict"
-            )
-            fb_analyst = gr.Textbox(label="Analyst", elem_id="feedback-analyst")
-            fb_save = gr.Button("Save label", variant="primary", elem_id="feedback-save")
-        fb_status = gr.Markdown(elem_id="feedback-status")
+        feedback, save = _feedback_row()
+        status = gr.Markdown(elem_id="feedback-status")
         with gr.Accordion("Headline figures as JSON", open=False):
             figures = gr.JSON(elem_id="figures")
         refresh = gr.Button("Refresh now", elem_id="refresh")
+    outputs = [kpis, figures, trend, per_category, per_hour, per_path, paths, table]
+    return DashboardTab(filters, outputs, table, feedback, save, status, refresh)
 
-    filters = [time_range, category_filter, min_probability, min_amount]
-    dash_out = [kpis, figures, trend, per_category, per_hour, table]
+
+def _dashboard_events(
+    app: gr.Blocks, h: Handlers, tab: DashboardTab, timer: gr.Timer, signed_in: Any
+) -> None:
+    """Page load, the timer, the button and the time range refresh every figure; the other
+    filters only the flagged list. Outside the tabs: ``gr.api`` makes a block of its own."""
+    filters, out, table = tab.filters, tab.outputs, tab.table
     reads = {"concurrency_id": DASHBOARD_READS, "concurrency_limit": DASHBOARD_LIMIT}
     private = {"api_visibility": "private", **reads}
-    refresh.click(h.dashboard_view, inputs=filters, outputs=dash_out, api_name="dashboard", **reads)
-    app.load(h.dashboard_view, inputs=filters, outputs=dash_out, **private)
-    timer = gr.Timer(refresh_seconds)
-    timer.tick(
-        h.dashboard_view, inputs=filters, outputs=dash_out, show_progress="hidden", **private
-    )
-    # The time range bounds every figure; the other filters only the flagged list.
-    time_range.change(h.dashboard_view, inputs=filters, outputs=dash_out, **private)
+    tab.refresh.click(h.dashboard_view, inputs=filters, outputs=out, api_name="dashboard", **reads)
+    app.load(h.dashboard_view, inputs=filters, outputs=out, **private)
+    timer.tick(h.dashboard_view, inputs=filters, outputs=out, show_progress="hidden", **private)
+    filters[0].change(h.dashboard_view, inputs=filters, outputs=out, **private)
     for control in filters[1:]:
         control.change(h.flagged_frame, inputs=filters, outputs=table, **private)
-    table.select(h.pick_row, outputs=fb_trans, api_visibility="private")
-    fb_save.click(
-        h.feedback,
-        inputs=[fb_trans, fb_verdict, fb_analyst],
-        outputs=fb_status,
-        api_name="feedback",
+    table.select(h.pick_row, outputs=tab.feedback[0], api_visibility="private")
+    tab.save.click(
+        h.feedback, inputs=tab.feedback, outputs=tab.status, api_name="feedback"
     ).success(h.flagged_frame, inputs=filters, outputs=table, **private)
     gr.api(h.flagged_records, api_name="flagged", **reads)
-    app.load(h.whoami, outputs=[fb_analyst, signed_in], api_visibility="private")
+    app.load(h.whoami, outputs=[tab.feedback[2], signed_in], api_visibility="private")
 
 
 def _monitoring_tab(h: Handlers) -> None:
@@ -226,92 +269,105 @@ def _model_tab(app: gr.Blocks, h: Handlers) -> None:
     app.load(h.model, outputs=[model_md, metrics, importance_plot], api_visibility="private")
 
 
+SCORE_INTRO = (
+    "Serves this transaction exactly as the live path would: the champion, the card's state "
+    "read by card (its profile for arrival feeds, its history for event-time feeds), "
+    "calibrated probability and the expected-cost decision. Times are UTC. Without a card "
+    "number the card is unknown to the model. The explanation shows feature families only, "
+    "never a feature's value."
+)
+
+
+def _transaction_column() -> list[Any]:
+    """The transaction and cardholder fields: amount, category, time, card, birth date,
+    gender, city population."""
+    with gr.Column():
+        amount = gr.Number(value=120.0, label="Amount ($)", elem_id="in-amount")
+        category = gr.Dropdown(
+            list(CATEGORIES),
+            value="shopping_net",
+            label="Category",
+            allow_custom_value=True,
+            elem_id="in-category",
+        )
+        tx_time = gr.Textbox(
+            value="",
+            label="Transaction time (UTC, YYYY-MM-DD HH:MM:SS; empty = now)",
+            elem_id="in-time",
+        )
+        card = gr.Textbox(value="", label="Card number (optional)", elem_id="in-card")
+        dob = gr.Textbox(value="1980-05-17", label="Date of birth (YYYY-MM-DD)", elem_id="in-dob")
+        gender = gr.Dropdown(
+            ["", "F", "M"], value="", label="Gender (optional)", elem_id="in-gender"
+        )
+        city_pop = gr.Textbox(value="", label="City population (optional)", elem_id="in-city-pop")
+    return [amount, category, tx_time, card, dob, gender, city_pop]
+
+
+def _places_and_result_column() -> tuple[list[Any], Any, list[Any]]:
+    """Where the cardholder and the merchant are, the Score button, and the answer."""
+    with gr.Column():
+        places = [
+            gr.Number(value=40.71, label="Cardholder latitude", elem_id="in-lat"),
+            gr.Number(value=-74.01, label="Cardholder longitude", elem_id="in-long"),
+            gr.Number(value=40.85, label="Merchant latitude", elem_id="in-mlat"),
+            gr.Number(value=-73.87, label="Merchant longitude", elem_id="in-mlong"),
+        ]
+        button = gr.Button("Score", variant="primary", elem_id="score-button")
+        probability = gr.Number(
+            label="Fraud probability", precision=4, interactive=False, elem_id="score-probability"
+        )
+        decision = gr.Textbox(label="Decision", interactive=False, elem_id="score-decision")
+    return places, button, [probability, decision]
+
+
+def _explanation() -> tuple[Any, Any]:
+    """What moved the score: a plot and the table of contributions by feature family."""
+    plot = gr.BarPlot(
+        x="family",
+        y="contribution",
+        color="direction",
+        color_map={"raises risk": "#d62728", "lowers risk": "#2ca02c"},
+        title="What moved the score, by feature family",
+        sort="-y",
+        x_label_angle=-30,
+        elem_id="score-plot",
+    )
+    table = gr.Dataframe(
+        label="Explanation: TreeSHAP contributions to the model's raw score, summed "
+        "by feature family (positive = pushed the score up; they add up to the raw "
+        "score minus the model's baseline)",
+        interactive=False,
+        elem_id="score-explanation",
+    )
+    return plot, table
+
+
 def _score_tab(h: Handlers) -> None:
     """A transaction scored by hand through the serving path, and what moved its score."""
     with gr.Tab("Score a transaction", id="score", elem_id="tab-score"):
-        gr.Markdown(
-            "Serves this transaction exactly as the live path would: the champion, the "
-            "card's state read by card (its profile for arrival feeds, its history for "
-            "event-time feeds), calibrated probability and the expected-cost decision. "
-            "Times are UTC. Without a card number the card is unknown to the model. The "
-            "explanation shows feature families only, never a feature's value."
-        )
+        gr.Markdown(SCORE_INTRO)
         with gr.Row():
-            with gr.Column():
-                amount = gr.Number(value=120.0, label="Amount ($)", elem_id="in-amount")
-                category = gr.Dropdown(
-                    list(CATEGORIES),
-                    value="shopping_net",
-                    label="Category",
-                    allow_custom_value=True,
-                    elem_id="in-category",
-                )
-                tx_time = gr.Textbox(
-                    value="",
-                    label="Transaction time (UTC, YYYY-MM-DD HH:MM:SS; empty = now)",
-                    elem_id="in-time",
-                )
-                card = gr.Textbox(value="", label="Card number (optional)", elem_id="in-card")
-                dob = gr.Textbox(
-                    value="1980-05-17", label="Date of birth (YYYY-MM-DD)", elem_id="in-dob"
-                )
-                gender = gr.Dropdown(
-                    ["", "F", "M"], value="", label="Gender (optional)", elem_id="in-gender"
-                )
-                city_pop = gr.Textbox(
-                    value="", label="City population (optional)", elem_id="in-city-pop"
-                )
-            with gr.Column():
-                c_lat = gr.Number(value=40.71, label="Cardholder latitude", elem_id="in-lat")
-                c_long = gr.Number(value=-74.01, label="Cardholder longitude", elem_id="in-long")
-                m_lat = gr.Number(value=40.85, label="Merchant latitude", elem_id="in-mlat")
-                m_long = gr.Number(value=-73.87, label="Merchant longitude", elem_id="in-mlong")
-                score_btn = gr.Button("Score", variant="primary", elem_id="score-button")
-                probability = gr.Number(
-                    label="Fraud probability",
-                    precision=4,
-                    interactive=False,
-                    elem_id="score-probability",
-                )
-                decision = gr.Textbox(label="Decision", interactive=False, elem_id="score-decision")
-        contrib_plot = gr.BarPlot(
-            x="family",
-            y="contribution",
-            color="direction",
-            color_map={"raises risk": "#d62728", "lowers risk": "#2ca02c"},
-            title="What moved the score, by feature family",
-            sort="-y",
-            x_label_angle=-30,
-            elem_id="score-plot",
-        )
-        explanation = gr.Dataframe(
-            label="Explanation: TreeSHAP contributions to the model's raw score, summed "
-            "by feature family (positive = pushed the score up; they add up to the raw "
-            "score minus the model's baseline)",
-            interactive=False,
-            elem_id="score-explanation",
-        )
+            amount, category, tx_time, card, dob, gender, city_pop = _transaction_column()
+            (c_lat, c_long, m_lat, m_long), button, answer = _places_and_result_column()
+        plot, explanation = _explanation()
+    # In the order of Handlers.score's parameters (the /score and /explain endpoints').
+    form = [amount, category, m_lat, m_long, c_lat, c_long, dob, tx_time, card, gender, city_pop]
+    _score_events(h, form, button, answer, plot, explanation)
 
-    form = [amount, category, m_lat, m_long, c_lat, c_long, dob, tx_time, card, gender]
-    form += [city_pop]
-    score_btn.click(
-        h.score,
-        inputs=form,
-        outputs=[probability, decision],
-        api_name="score",
-        concurrency_limit=SCORE_LIMIT,
+
+def _score_events(
+    h: Handlers, form: list[Any], button: Any, answer: list[Any], plot: Any, explanation: Any
+) -> None:
+    button.click(
+        h.score, inputs=form, outputs=answer, api_name="score", concurrency_limit=SCORE_LIMIT
     ).success(
         h.explain,
         inputs=form,
         outputs=explanation,
         api_name="explain",
         concurrency_limit=SCORE_LIMIT,
-    ).success(
-        h.contributions_plot,
-        inputs=explanation,
-        outputs=contrib_plot,
-        api_visibility="private",
-    )
+    ).success(h.contributions_plot, inputs=explanation, outputs=plot, api_visibility="private")
 
 
 def build_app(
@@ -329,10 +385,15 @@ def build_app(
     with gr.Blocks(title="Card fraud detection", analytics_enabled=False) as app:
         gr.Markdown("# Card fraud detection", elem_id="title")
         signed_in = gr.Markdown(elem_id="signed-in")
-        _dashboard_tab(app, h, settings.app_refresh_seconds, signed_in)
-        _monitoring_tab(h)
-        _model_tab(app, h)
-        _score_tab(h)
+        # Every tab in one gr.Tabs: a block made between two tabs (a gr.Timer, a gr.api)
+        # would end the group and start a second row of tabs below the first tab's content.
+        timer = gr.Timer(settings.app_refresh_seconds)
+        with gr.Tabs(elem_id="tabs"):
+            dashboard_tab = _dashboard_tab()
+            _monitoring_tab(h)
+            _model_tab(app, h)
+            _score_tab(h)
+        _dashboard_events(app, h, dashboard_tab, timer, signed_in)
     app.queue(default_concurrency_limit=DEFAULT_LIMIT, max_size=QUEUE_SIZE)
     return app
 

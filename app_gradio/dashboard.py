@@ -14,6 +14,7 @@ import polars as pl
 
 from app_gradio import data
 from app_gradio.snapshot import SnapshotCache
+from fraud_assets.lib.clock import utc_now
 from fraud_assets.lib.warehouse import Warehouse
 
 
@@ -26,10 +27,26 @@ class Aggregates:
     trend: pd.DataFrame
     categories: pd.DataFrame
     hours: pd.DataFrame
+    by_path: pl.DataFrame  # data.by_path, over the time range
+    logged: data.Logged  # the decision log's recent window (whatever the time range)
+
+    @property
+    def paths(self) -> pd.DataFrame:
+        return self.by_path.to_pandas()
 
     @property
     def figures(self) -> dict[str, object]:
-        return self.summary.as_dict() | {"analyst_labels": self.analyst_labels}
+        by_path = {
+            row.pop("decided_via"): row
+            for row in self.by_path.select(
+                "decided_via", "scored", "flagged", "flag_rate"
+            ).to_dicts()
+        }
+        return self.summary.as_dict() | {
+            "analyst_labels": self.analyst_labels,
+            "by_path": by_path,
+            "decision_log": self.logged.as_dict(),
+        }
 
 
 @dataclass
@@ -51,8 +68,10 @@ class Dashboard:
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
         record: bool = False,
+        now: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self.warehouse = warehouse
+        self.now = now  # the wall clock (naive UTC) the decision log's window ends at
         self.cache: SnapshotCache = SnapshotCache(ttl, clock)
         self.timings = Timings() if record else None
         # The aggregates are independent queries: run them side by side (each on its own
@@ -94,22 +113,31 @@ class Dashboard:
         jobs = {
             name: self._pool.submit(fn, wh, since)
             for name, fn in {
-                "summary": data.summarize,
+                "summary": data.summary_and_paths,
                 "hours": data.hourly,
                 "categories": data.by_category,
                 "labels": lambda wh, _: data.label_count(wh),
+                "logged": lambda wh, _: self.logged(),
             }.items()
         }
         done = {name: job.result() for name, job in jobs.items()}
         by_hour = data.by_hour(done["hours"])
         by_hour = by_hour.with_columns(pl.col("hour").cast(pl.String).str.zfill(2))
+        summary, by_path = done["summary"]
         return Aggregates(
-            summary=done["summary"],
+            summary=summary,
             analyst_labels=done["labels"],
             trend=data.over_time(done["hours"]).to_pandas(),
             categories=done["categories"].to_pandas(),
             hours=by_hour.to_pandas(),
+            by_path=by_path,
+            logged=done["logged"],
         )
+
+    def logged(self) -> data.Logged:
+        """The decision log's figures over its recent window: one snapshot for every time
+        range, as they do not depend on it."""
+        return self.cache.get(("logged",), lambda: data.logged(self.warehouse(), self.now()))
 
     def flagged(
         self,

@@ -5,6 +5,11 @@ Each figure comes from one read-only query through ``Warehouse.query``, on SQLit
 filter: the rows whose event time is at most the range before the newest scored row's
 (``window_start``), so a replayed feed works like a live one. Only aggregates and at most
 ``limit`` flagged rows leave the database.
+
+Scored rows say which path decided them (``decided_by``: Dagster's runs of the polled API, the
+decision service, the stream); the decision log (``decision_log``) also gives the paths that
+log their decisions (the service, the stream) figures of their own over its last minutes by
+wall clock: decisions, review rate and server time.
 """
 
 from __future__ import annotations
@@ -20,6 +25,13 @@ from fraud_assets.lib.warehouse import Warehouse
 
 SCORED = "scored_transactions"
 LABELS = "analyst_labels"
+LOG = "decision_log"
+#: The paths that decide (``decided_by``), as the dashboard names them. NULL (rows scored
+#: before the column existed) counts as polled.
+PATHS = {"poll": "polled", "service": "decision service", "stream": "stream"}
+#: The decision log's own figures (decisions, review rate, server time) cover this long,
+#: back from now: they say how the decision service is doing, not what the feed replays.
+LOGGED_WINDOW = dt.timedelta(minutes=15)
 #: Filter choices: label -> how far back from the newest transaction.
 TIME_RANGES: dict[str, dt.timedelta | None] = {
     "last hour": dt.timedelta(hours=1),
@@ -112,18 +124,32 @@ def window_start(wh: Warehouse, time_range: str) -> dt.datetime | None:
     return None if newest is None else newest - span
 
 
-def summarize(wh: Warehouse, since: dt.datetime | None = None) -> Summary:
-    """Headline numbers of the rows from ``since``; precision and recall count only rows whose
-    delayed label arrived. The model version is the one that scored most recently.
+GROUPS_SCHEMA = {
+    "model_version": pl.String,
+    "decided_by": pl.String,
+    "scored": pl.Int64,
+    "flagged": pl.Int64,
+    "amount_flagged": pl.Float64,
+    "labelled": pl.Int64,
+    "labelled_frauds": pl.Int64,
+    "flagged_labelled": pl.Int64,
+    "hits": pl.Int64,
+    "newest": pl.Datetime("ms"),
+    "last_scored": pl.Datetime("ms"),
+}
 
-    One scan: the figures come per model version (a handful of groups) and add up here, which
-    also tells which version scored last without a second pass over the rows."""
+
+def _groups(wh: Warehouse, since: dt.datetime | None) -> pl.DataFrame:
+    """The rows from ``since`` counted per model version and deciding path (NULL: "poll"):
+    a handful of groups, from which the headline figures and the paths both add up."""
     if not wh.table_exists(SCORED):
-        return EMPTY_SUMMARY
+        return pl.DataFrame(schema=GROUPS_SCHEMA)
     where, params = _since(wh, since)
-    per_version = wh.query(
+    path = "COALESCE(decided_by, 'poll')"
+    return wh.query(
         f"""
         SELECT model_version,
+               {path},
                count(*),
                sum(CASE WHEN is_flagged THEN 1 ELSE 0 END),
                sum(CASE WHEN is_flagged THEN amt ELSE 0.0 END),
@@ -134,39 +160,67 @@ def summarize(wh: Warehouse, since: dt.datetime | None = None) -> Summary:
                max(event_time),
                max(scored_at)
         FROM {{t:{SCORED}}} WHERE {where}
-        GROUP BY model_version
+        GROUP BY model_version, {path}
         """,
-        {
-            "model_version": pl.String,
-            "scored": pl.Int64,
-            "flagged": pl.Int64,
-            "amount_at_risk": pl.Float64,
-            "labelled": pl.Int64,
-            "labelled_frauds": pl.Int64,
-            "flagged_labelled": pl.Int64,
-            "hits": pl.Int64,
-            "newest": pl.Datetime("ms"),
-            "last_scored": pl.Datetime("ms"),
-        },
+        GROUPS_SCHEMA,
         params,
     )
-    if per_version.height == 0:
+
+
+def _summary_of(groups: pl.DataFrame) -> Summary:
+    if groups.height == 0:
         return EMPTY_SUMMARY
-    row = per_version.drop("model_version", "newest", "last_scored").sum().row(0, named=True)
-    latest = per_version.sort("last_scored", "model_version", nulls_last=False)[-1]
+    counts = groups.drop("model_version", "decided_by", "newest", "last_scored")
+    row = counts.sum().row(0, named=True)
+    latest = groups.sort("last_scored", "model_version", nulls_last=False)[-1]
     hits, flagged_labelled, frauds = row["hits"], row["flagged_labelled"], row["labelled_frauds"]
     return Summary(
         scored=row["scored"],
         flagged=row["flagged"],
         flag_rate=row["flagged"] / row["scored"],
-        amount_at_risk=float(row["amount_at_risk"]),
+        amount_at_risk=float(row["amount_flagged"]),
         model_version=str(latest["model_version"][0]),
         labelled=row["labelled"],
         labelled_frauds=frauds,
         precision=hits / flagged_labelled if flagged_labelled else None,
         recall=hits / frauds if frauds else None,
-        newest_event=str(per_version["newest"].max()),
+        newest_event=str(groups["newest"].max()),
     )
+
+
+def _paths_of(groups: pl.DataFrame) -> pl.DataFrame:
+    per_path = (
+        groups.group_by("decided_by")
+        .agg(pl.col("scored", "flagged", "amount_flagged").sum())
+        .sort("decided_by")
+    )
+    named = pl.col("decided_by").replace_strict(PATHS, default=pl.col("decided_by"))
+    columns = ["decided_by", "scored", "flagged", "amount_flagged", "flag_rate"]
+    return _rates(per_path).select(named.alias("decided_via"), *columns)
+
+
+def summarize(wh: Warehouse, since: dt.datetime | None = None) -> Summary:
+    """Headline numbers of the rows from ``since``; precision and recall count only rows whose
+    delayed label arrived. The model version is the one that scored most recently.
+
+    One scan: the figures come per model version and path (a handful of groups) and add up
+    here, which also tells which version scored last without a second pass over the rows."""
+    return _summary_of(_groups(wh, since))
+
+
+def by_path(wh: Warehouse, since: dt.datetime | None = None) -> pl.DataFrame:
+    """Per path that decided (``decided_by``: "poll", "service", "stream"; NULL counts as
+    "poll"), named for people in ``decided_via``: rows scored, flagged, amount flagged and
+    flag rate."""
+    return _paths_of(_groups(wh, since))
+
+
+def summary_and_paths(
+    wh: Warehouse, since: dt.datetime | None = None
+) -> tuple[Summary, pl.DataFrame]:
+    """``summarize`` and ``by_path`` from the one scan."""
+    groups = _groups(wh, since)
+    return _summary_of(groups), _paths_of(groups)
 
 
 TREND_SCHEMA = {"time": pl.Datetime("ns"), "metric": pl.String, "value": pl.Float64}
@@ -272,6 +326,92 @@ def by_category(wh: Warehouse, since: dt.datetime | None = None) -> pl.DataFrame
             params,
         )
     )
+
+
+LOGGED_SCHEMA = {
+    "decided_by": pl.String,
+    "decisions": pl.Int64,
+    "reviews": pl.Int64,
+    "server_ms_p50": pl.Float64,
+    "server_ms_p99": pl.Float64,
+}
+
+
+def logged_figures(
+    wh: Warehouse, now: dt.datetime, window: dt.timedelta = LOGGED_WINDOW
+) -> pl.DataFrame:
+    """Per path of the decision log (the decision service, the stream), over the ``window``
+    before ``now`` (naive UTC, as ``logged_at``): decisions, reviews, review rate, and the
+    server time's p50 and p99 (nearest rank: the smallest ``server_ms`` with at least that
+    share of the decisions at or below it).
+
+    The quantiles come from the database too: each decision's rank by server time within its
+    path (a window function, on SQLite and PostgreSQL alike), and the first value from the
+    quantile's rank on (compared in whole numbers, so both dialects round alike)."""
+    if not wh.table_exists(LOG):
+        rows = pl.DataFrame(schema=LOGGED_SCHEMA)
+    else:
+        where, params = _since(wh, now - window, "logged_at")
+        rows = wh.query(
+            f"""
+            WITH ranked AS (
+                SELECT decided_by, is_flagged, server_ms,
+                       row_number() OVER (PARTITION BY decided_by ORDER BY server_ms) AS r,
+                       count(*) OVER (PARTITION BY decided_by) AS n
+                FROM {{t:{LOG}}} WHERE {where} AND server_ms IS NOT NULL
+            )
+            SELECT decided_by, max(n), sum(CASE WHEN is_flagged THEN 1 ELSE 0 END),
+                   min(CASE WHEN 100 * r >= 50 * n THEN server_ms END),
+                   min(CASE WHEN 100 * r >= 99 * n THEN server_ms END)
+            FROM ranked GROUP BY decided_by ORDER BY decided_by
+            """,
+            LOGGED_SCHEMA,
+            params,
+        )
+    return rows.with_columns(review_rate=(pl.col("reviews") / pl.col("decisions")).round(4))
+
+
+def newest_logged(wh: Warehouse) -> dt.datetime | None:
+    """When the newest decision was logged (None while the log is empty or missing)."""
+    if not wh.table_exists(LOG):
+        return None
+    at = wh.query(f"SELECT max(logged_at) FROM {{t:{LOG}}}", {"at": pl.Datetime("ms")})
+    return at["at"][0]
+
+
+NOTHING_LOGGED = {
+    "decisions": 0,
+    "reviews": 0,
+    "server_ms_p50": None,
+    "server_ms_p99": None,
+    "review_rate": None,
+}
+
+
+@dataclass(frozen=True)
+class Logged:
+    """The decision log's figures over the recent window, per path, and its newest entry."""
+
+    figures: pl.DataFrame  # logged_figures
+    newest: dt.datetime | None
+    window: dt.timedelta = LOGGED_WINDOW
+
+    def of(self, decided_by: str) -> dict[str, Any]:
+        """One path's figures (zeros and None when it decided nothing in the window)."""
+        rows = self.figures.filter(pl.col("decided_by") == decided_by).drop("decided_by")
+        return rows.row(0, named=True) if rows.height else dict(NOTHING_LOGGED)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "window_minutes": self.window.total_seconds() / 60,
+            "newest_logged_at": None if self.newest is None else str(self.newest),
+            **{decided_by: self.of(decided_by) for decided_by in ("service", "stream")},
+        }
+
+
+def logged(wh: Warehouse, now: dt.datetime, window: dt.timedelta = LOGGED_WINDOW) -> Logged:
+    """``logged_figures`` and the newest logged decision."""
+    return Logged(logged_figures(wh, now, window), newest_logged(wh), window)
 
 
 def mask_card(cc_num: pl.Expr) -> pl.Expr:

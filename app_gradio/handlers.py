@@ -19,7 +19,7 @@ from app_gradio import data, monitoring
 from app_gradio.dashboard import Dashboard
 from app_gradio.model_info import model_card
 from app_gradio.scoring import InvalidTransaction, ManualTransaction, Scorer, parse_form
-from app_gradio.views import client_key, drift_table, kpi_html, warehouse_error
+from app_gradio.views import client_key, drift_table, kpi_html, paths_html, warehouse_error
 from fraud_assets.lib.features import IncompatibleModel
 from fraud_assets.lib.feedback import record_label
 from fraud_assets.lib.ratelimit import RateLimiter, retry_message
@@ -56,8 +56,11 @@ class Handlers:
         min_amount: float = 0.0,
         request: gr.Request | None = None,
     ) -> tuple[Any, ...]:
-        """Headline cards and figures, trend, breakdowns by category and hour (all over the
-        time range), and the flagged list (newest 200 matching every filter)."""
+        """Headline cards and figures, trend, breakdowns by category and hour, decisions by
+        path (polled, decision service, stream) as a plot and as cards with the decision
+        service's own figures (decisions, review rate, server time p50 and p99 over the
+        decision log's last 15 minutes), all but those last over the time range, and the
+        flagged list (newest 200 matching every filter)."""
         started = time.perf_counter()
         self.limit(request)
         try:
@@ -67,7 +70,17 @@ class Handlers:
             raise gr.Error(str(exc)) from exc
         except Exception as exc:
             raise warehouse_error(exc) from exc
-        out = (kpi_html(agg.summary), agg.figures, agg.trend, agg.categories, agg.hours, table)
+        paths = paths_html(agg.by_path, agg.logged)
+        out = (
+            kpi_html(agg.summary),
+            agg.figures,
+            agg.trend,
+            agg.categories,
+            agg.hours,
+            agg.paths,
+            paths,
+            table,
+        )
         if self.dashboard.timings is not None:
             self.dashboard.timings.handler.append(time.perf_counter() - started)
         return out

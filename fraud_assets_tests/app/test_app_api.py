@@ -107,6 +107,26 @@ def test_dashboard_agrees_with_the_warehouse(client: Client, scored_platform) ->
     assert sorted(r[1] for r in table["data"]) == sorted(flagged["trans_num"].to_list())[:200]
 
 
+def test_dashboard_gives_decisions_by_path_and_the_services_own_figures(
+    client: Client, scored_platform
+) -> None:  # noqa: ANN001
+    scored = scored_rows(scored_platform)
+    _kpis, figures, *_plots, per_path, paths, _table = client.predict(
+        "all", "all", 0, 0, api_name="/dashboard"
+    )
+    by_path = scored.group_by(pl.col("decided_by").fill_null("poll")).agg(
+        pl.len().alias("scored"), pl.col("is_flagged").sum().alias("flagged")
+    )
+    names = {"poll": "polled", "service": "decision service", "stream": "stream"}
+    expected = {names[p]: (n, f) for p, n, f in by_path.iter_rows()}
+    assert {k: (v["scored"], v["flagged"]) for k, v in figures["by_path"].items()} == expected
+    assert {row[0]: row[2] for row in per_path["data"]} == {k: n for k, (n, _) in expected.items()}
+    service = figures["decision_log"]["service"]  # no decision service runs here
+    assert service["decisions"] == 0 and service["server_ms_p99"] is None
+    assert figures["decision_log"]["window_minutes"] == 15
+    assert 'data-kpi="path_poll"' in paths and 'data-kpi="service_p99"' in paths
+
+
 def test_flagged_filters_by_probability_and_category(client: Client, scored_platform) -> None:  # noqa: ANN001
     flagged = scored_rows(scored_platform).filter("is_flagged")
     assert flagged.height > 0

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import polars as pl
 import pytest
 
 from fraud_assets.lib.schema import ANALYST_LABELS_SCHEMA, SCORED_TRANSACTIONS_SCHEMA
@@ -83,6 +84,11 @@ def test_dashboard_shows_the_warehouse_figures_and_flagged_rows(
     assert rows.count() - 1 == min(flagged.height, 200)  # minus the header row
     first = rows.nth(1).locator("[role=gridcell]").all_inner_texts()
     assert first[1] in set(flagged["trans_num"])
+    polled = scored.filter(pl.col("decided_by").fill_null("poll") == "poll").height
+    path_card = page.locator('#paths [data-kpi="path_poll"] .value')
+    assert path_card.inner_text() == f"{polled:,}"
+    assert page.locator('#paths [data-kpi="path_service"] .value').inner_text() == "0"
+    assert page.locator('#paths [data-kpi="service_decisions"] .value').inner_text() == "0"
     shot(page, "dashboard")
 
     # Label the first flagged row from the list.
@@ -98,6 +104,27 @@ def test_dashboard_shows_the_warehouse_figures_and_flagged_rows(
     assert labels.rows() == [(first[1], 0, "carol", labels["labelled_at"][0])]
     page.locator("#flagged [role=gridcell]").get_by_text("not fraud (carol)").first.wait_for()
     shot(page, "dashboard-labelled")
+    assert_only_app_contacted(page, app_url)
+
+
+TABS = ["Dashboard", "Monitoring", "Model", "Score a transaction"]
+
+
+def test_every_tab_is_in_one_tab_list_above_the_dashboard(page, app_url: str) -> None:  # noqa: ANN001
+    """One row of tabs: a block made between two tabs (a gr.Timer, a gr.api) once split
+    them into a Dashboard tab list at the top and a second one below the whole dashboard."""
+    lists = page.get_by_role("tablist")
+    lists.first.wait_for()
+    assert lists.count() == 1
+    tabs = lists.first.get_by_role("tab")
+    assert [t.strip() for t in tabs.all_inner_texts()] == TABS
+    page.locator("#kpis").wait_for()
+    bar, dashboard = lists.first.bounding_box(), page.locator("#kpis").bounding_box()
+    assert bar["y"] + bar["height"] <= dashboard["y"]  # the bar is above the dashboard
+    for name in TABS[1:]:  # each tab opens from that one list
+        tabs.filter(has_text=name).click()
+        assert tabs.filter(has_text=name).get_attribute("aria-selected") == "true"
+    shot(page, "tabs", full_page=False)
     assert_only_app_contacted(page, app_url)
 
 

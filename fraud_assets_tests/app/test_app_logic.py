@@ -20,6 +20,8 @@ from app_gradio.app import kpi_html
 from app_gradio.dashboard import Dashboard
 from app_gradio.scoring import InvalidTransaction, parse_form
 from app_gradio.snapshot import SnapshotCache
+from app_gradio.views import paths_html
+from fraud_assets.lib import decision_log
 from fraud_assets.lib.feedback import read_labels, record_label
 from fraud_assets.lib.ratelimit import RateLimiter, retry_message
 from fraud_assets.lib.schema import (
@@ -62,6 +64,18 @@ def test_no_data_says_so_instead_of_showing_zeros(warehouse: Warehouse, table: s
     assert data.by_category(warehouse).height == 0
     assert data.by_hour(data.hourly(warehouse)).height == 0
     assert data.flagged_table(warehouse).height == 0
+    assert data.by_path(warehouse).height == 0
+    logged = data.logged(warehouse, NOW_UTC)
+    assert logged.figures.height == 0 and logged.newest is None
+    assert logged.of("service") == data.NOTHING_LOGGED
+    page = paths_html(data.by_path(warehouse), logged)
+    assert "Newest logged decision: none yet" in page
+    assert re.findall(r'data-kpi="service_(\w+)".*?class="value">([^<]*)<', page) == [
+        ("decisions", "0"),
+        ("review_rate", "n/a"),
+        ("p50", "n/a"),
+        ("p99", "n/a"),
+    ]
 
 
 def test_kpi_cards_show_the_headline_numbers(warehouse: Warehouse) -> None:
@@ -131,6 +145,121 @@ def test_flagged_table_filters_masks_cards_and_shows_verdicts(warehouse: Warehou
         data.flagged_table(warehouse, category="casino")
 
 
+# --- decisions by path, and the decision log's own figures ------------------------------------
+
+#: The wall clock the decision log's window ends at, in these tests.
+NOW_UTC = dt.datetime(2024, 5, 2, 18, 30)
+
+
+def log_frame(rows: list[tuple]) -> pl.DataFrame:
+    """decision_log rows of (trans_num, decided_by, logged_at, server_ms, is_flagged); the
+    other columns null."""
+    given = {
+        "trans_num": pl.String,
+        "decided_by": pl.String,
+        "logged_at": pl.Datetime("ms"),
+        "server_ms": pl.Float64,
+        "is_flagged": pl.Boolean,
+    }
+    frame = pl.DataFrame(rows, schema=given, orient="row")
+    missing = [pl.lit(None, t).alias(c) for c, t in decision_log.DECISION_LOG_SCHEMA.items()]
+    return frame.with_columns(e for e in missing if e.meta.output_name() not in given).select(
+        list(decision_log.DECISION_LOG_SCHEMA)
+    )
+
+
+def logged_in(wh: Warehouse, frame: pl.DataFrame) -> Warehouse:
+    decision_log.ensure_log(wh)
+    decision_log.record(wh, frame)
+    return wh
+
+
+def test_decisions_by_path_count_null_as_polled(warehouse: Warehouse) -> None:
+    paths = {"a": "service", "b": None, "c": "stream", "d": "poll", "e": "poll"}
+    scored = scored_frame().with_columns(decided_by=pl.col("trans_num").replace_strict(paths))
+    rows = data.by_path(stored(warehouse, scored))
+    assert rows.select(
+        "decided_via", "decided_by", "scored", "flagged", "amount_flagged"
+    ).rows() == [
+        ("polled", "poll", 3, 1, 40.0),  # b (NULL), d, e
+        ("decision service", "service", 1, 1, 900.0),
+        ("stream", "stream", 1, 1, 300.0),
+    ]
+    assert rows["flag_rate"].to_list() == [0.3333, 1.0, 1.0]
+    since = data.window_start(warehouse, "last 24 hours")
+    assert data.by_path(warehouse, since)["decided_via"].to_list() == [
+        "polled",
+        "stream",
+    ]  # c, d, e
+    summary, same = data.summary_and_paths(warehouse)
+    assert summary == data.summarize(warehouse)
+    assert_frame_equal(same, rows)
+
+
+def test_decision_log_figures_per_path_over_the_recent_window(warehouse: Warehouse) -> None:
+    minute = dt.timedelta(minutes=1)
+    recent = [
+        (f"s{i}", "service", NOW_UTC - (i % 10) * minute, float(i), i % 4 == 0)
+        for i in range(1, 101)
+    ]
+    old = [(f"old{i}", "service", NOW_UTC - 20 * minute, 5000.0, True) for i in range(50)]
+    stream = [(f"t{i}", "stream", NOW_UTC - minute, 2.0 * i, i == 1) for i in range(1, 4)]
+    logged = data.logged(logged_in(warehouse, log_frame(recent + old + stream)), NOW_UTC)
+    service = logged.of("service")
+    assert service == {
+        "decisions": 100,  # the 50 decisions of 20 minutes ago are outside the window
+        "reviews": 25,
+        "server_ms_p50": 50.0,  # nearest rank: the 50th of 100
+        "server_ms_p99": 99.0,
+        "review_rate": 0.25,
+    }
+    assert logged.of("stream") | {"review_rate": None} == {
+        "decisions": 3,
+        "reviews": 1,
+        "server_ms_p50": 4.0,  # the 2nd of 3
+        "server_ms_p99": 6.0,  # the 3rd of 3
+        "review_rate": None,
+    }
+    assert logged.newest == NOW_UTC
+    assert logged.of("none such") == data.NOTHING_LOGGED
+    narrow = data.logged_figures(warehouse, NOW_UTC, window=dt.timedelta(seconds=30))
+    assert narrow["decisions"].to_list() == [10]  # the service's decisions logged just now
+
+
+def test_paths_html_shows_every_path_and_the_services_own_figures(warehouse: Warehouse) -> None:
+    service_but_e = pl.when(pl.col("trans_num") == "e").then(None).otherwise(pl.lit("service"))
+    stored(warehouse, scored_frame().with_columns(decided_by=service_but_e))
+    rows = [(f"s{i}", "service", NOW_UTC, float(i), i == 1) for i in range(1, 5)]
+    logged_in(warehouse, log_frame(rows))
+    page = paths_html(data.by_path(warehouse), data.logged(warehouse, NOW_UTC))
+    cards = dict(re.findall(r'data-kpi="(\w+)".*?class="value">([^<]*)<', page))
+    assert cards == {
+        "path_poll": "1",
+        "path_service": "4",
+        "path_stream": "0",  # every path is shown, 0 when it decided nothing
+        "service_decisions": "4",
+        "service_review_rate": "25.0%",
+        "service_p50": "2.0 ms",
+        "service_p99": "4.0 ms",
+    }
+    assert "80.0% of decisions" in page and "last 15 min" in page
+    assert "Newest logged decision: 2024-05-02 18:30:00 UTC" in page
+
+
+def test_the_decision_log_figures_are_one_snapshot_for_every_time_range(tmp_path: Path) -> None:
+    wh = stored(Warehouse(f"sqlite:///{tmp_path / 'wh.db'}"), scored_frame())
+    logged_in(wh, log_frame([("s1", "service", NOW_UTC, 3.0, False)]))
+    dash = Dashboard(lambda: wh, ttl=60, now=lambda: NOW_UTC)
+    views = [dash.aggregates(r) for r in ("all", "last hour", "last 24 hours")]
+    assert {v.figures["decision_log"]["service"]["decisions"] for v in views} == {1}
+    assert views[0].figures["by_path"] == {"polled": {"scored": 5, "flagged": 3, "flag_rate": 0.6}}
+    computed = dash.cache.computations
+    dash.logged()
+    assert dash.cache.computations == computed  # shared, not once per time range
+    assert views[0].logged is views[1].logged is views[2].logged
+    dash.close()
+
+
 # --- the SQL figures against the same figures computed by polars on the same rows -----------
 
 
@@ -167,7 +296,8 @@ def random_scored(n: int = 3000, days: int = 10, seed: int = 7) -> pl.DataFrame:
             ],
             "label_is_fraud": pl.Series(label).replace(-1, None),
             "batch_hour": "h",
-            "decided_by": rng.choice(["poll", "service", "stream"], n),
+            # None: rows scored before the column existed (they count as polled).
+            "decided_by": rng.choice(["poll", "service", "stream", None], n),
         },
         schema_overrides=SCORED_TRANSACTIONS_SCHEMA,
     ).select(list(SCORED_TRANSACTIONS_SCHEMA))
@@ -259,6 +389,65 @@ def test_sql_figures_equal_polars_on_the_same_rows(random_warehouse, time_range:
     for category, min_p, min_amt in [("all", 0, 0), ("travel", 0.3, 20.0), ("home", 0.5, 0)]:
         table = data.flagged_table(wh, since, category, min_p, min_amt)
         assert table["trans_num"].to_list() == reference_flagged(rows, category, min_p, min_amt)
+    paths = rows.with_columns(pl.col("decided_by").fill_null("poll"))
+    by_path = reference_breakdown(paths, pl.col("decided_by"), "decided_by")
+    assert_frame_equal(data.by_path(wh, since).drop("decided_via"), by_path)
+
+
+def random_log(n: int = 4000, seed: int = 11) -> pl.DataFrame:
+    """Logged decisions of both logging paths over the 40 minutes before ``NOW_UTC``, server
+    times with ties (a tenth of a millisecond) and a few missing."""
+    rng = np.random.default_rng(seed)
+    ms = rng.integers(0, 40 * 60_000, n)
+    server = rng.lognormal(1.0, 0.8, n).round(1)
+    return log_frame(
+        [
+            (f"d{i:05d}", str(path), NOW_UTC - dt.timedelta(milliseconds=int(m)), t, bool(f))
+            for i, (path, m, t, f) in enumerate(
+                zip(
+                    rng.choice(["service", "stream"], n, p=[0.8, 0.2]),
+                    ms,
+                    [None if i % 97 == 0 else float(v) for i, v in enumerate(server)],
+                    rng.random(n) < 0.1,
+                    strict=True,
+                )
+            )
+        ]
+    )
+
+
+def reference_logged(log: pl.DataFrame, window: dt.timedelta) -> pl.DataFrame:
+    """Nearest-rank p50 and p99 by polars: the value at rank ceil(n * q)."""
+
+    def at_rank(percent: int) -> pl.Expr:
+        rank = (pl.len() * percent + 99) // 100
+        return pl.col("server_ms").sort().get(rank - 1)
+
+    rows = log.filter(pl.col("logged_at") >= NOW_UTC - window, pl.col("server_ms").is_not_null())
+    return (
+        rows.group_by("decided_by")
+        .agg(
+            pl.len().cast(pl.Int64).alias("decisions"),
+            pl.col("is_flagged").sum().cast(pl.Int64).alias("reviews"),
+            at_rank(50).alias("server_ms_p50"),
+            at_rank(99).alias("server_ms_p99"),
+        )
+        .sort("decided_by")
+        .with_columns(review_rate=(pl.col("reviews") / pl.col("decisions")).round(4))
+    )
+
+
+@pytest.mark.parametrize("minutes", [1, 15, 60])
+def test_sql_decision_log_figures_equal_polars_on_the_same_rows(
+    warehouse: Warehouse, minutes: int
+) -> None:
+    log = random_log()
+    logged_in(warehouse, log)
+    window = dt.timedelta(minutes=minutes)
+    assert_frame_equal(
+        data.logged_figures(warehouse, NOW_UTC, window), reference_logged(log, window)
+    )
+    assert data.newest_logged(warehouse) == log["logged_at"].max()
 
 
 # --- the shared snapshot ---------------------------------------------------------------------
@@ -320,7 +509,8 @@ def test_the_dashboard_reads_the_database_once_per_interval(tmp_path) -> None:  
     dash = Dashboard(lambda: wh, ttl=5, clock=clock)
     with ThreadPoolExecutor(6) as pool:
         views = list(pool.map(lambda _: dash.aggregates("all"), range(6)))
-    assert {v.summary.scored for v in views} == {5} and dash.cache.computations == 1
+    # Two snapshots: the aggregates, and the decision log's figures they include.
+    assert {v.summary.scored for v in views} == {5} and dash.cache.computations == 2
     assert dash.flagged()["trans_num"].to_list() == ["c", "b", "a"]
     computed = dash.cache.computations
 
@@ -329,7 +519,7 @@ def test_the_dashboard_reads_the_database_once_per_interval(tmp_path) -> None:  
     clock.now += 5
     dash.aggregates("all")  # this caller refreshes it
     assert dash.aggregates("all").summary.scored == 6
-    assert dash.cache.computations == computed + 1
+    assert dash.cache.computations == computed + 2
 
     record_label(wh, "a", True, "ann")
     dash.labels_changed()  # a verdict shows at once in the flagged list
