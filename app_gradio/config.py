@@ -20,15 +20,7 @@ def warehouse(config: Settings | None = None) -> Warehouse:
 def object_store(config: Settings | None = None) -> ObjectStore:
     """The platform's object store: FRAUD_S3_BUCKET if set, else the local directory."""
     config = config or load_settings()
-
-    def client():  # noqa: ANN202
-        import boto3
-
-        return boto3.client(
-            "s3", endpoint_url=config.aws_endpoint_url, region_name=config.aws_region
-        )
-
-    return open_store(config.objects_dir, config.s3_bucket, config.s3_prefix, client)
+    return open_store(config.objects_dir, config.s3_bucket, config.s3_prefix, config.s3_client)
 
 
 def disable_telemetry() -> None:

@@ -8,6 +8,7 @@ import sys
 
 from fraud_assets.lib.evaluation import PROTOCOLS, evaluate_files
 from fraud_assets.lib.model import MODEL_DEFAULTS, TrainParams, default_params
+from fraud_assets.settings import load_settings
 
 DESCRIPTION = """\
 Train a model exactly as the rf_model asset does (same code, same defaults, the same time
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         calls=args.calls,
         seed=args.seed,
         payloads_path=args.payloads,
+        s3_client=load_settings().s3_client,
     )
     json.dump(figures, sys.stdout)
     sys.stdout.write("\n")

@@ -20,8 +20,9 @@ import pickle
 import resource
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -98,13 +99,18 @@ def simulate_replay(test: pl.DataFrame) -> list[tuple[str, bytes]]:
     return payloads
 
 
-def read_recorded(path: str | Path) -> list[tuple[str, bytes]]:
+def read_recorded(
+    path: str | Path, s3_client: Callable[[], Any] | None = None
+) -> list[tuple[str, bytes]]:
     """Recorded payloads: a JSON-lines file of ``{"arrived_at": ..., "body": ...}`` (ISO time
     or epoch ms; the body as the API sent it), or the landing prefix of an object store: a
-    local directory or ``s3://bucket/prefix`` (AWS settings from the environment)."""
+    local directory or ``s3://bucket/prefix`` (through ``s3_client()``, a boto3 client)."""
     text = str(path)
     if text.startswith("s3://"):
-        return _landed(_s3_store(text))
+        if s3_client is None:
+            raise ValueError(f"{text} is in S3: reading it needs an S3 client")
+        bucket, _, prefix = text.removeprefix("s3://").partition("/")
+        return _landed(S3ObjectStore(s3_client(), bucket, prefix))
     path = Path(path)
     if path.is_dir():
         return _landed(LocalObjectStore(path))
@@ -133,19 +139,6 @@ def _landed(store: ObjectStore) -> list[tuple[str, bytes]]:
         if name.endswith(".json") and hour.startswith("hour="):
             out.append((f"{LANDING_PREFIX}/{hour}/{name}", store.get_bytes(key)))
     return out
-
-
-def _s3_store(uri: str) -> ObjectStore:
-    import boto3
-
-    from fraud_assets.settings import load_settings
-
-    settings = load_settings()
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    client = boto3.client(
-        "s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region
-    )
-    return S3ObjectStore(client, bucket, prefix)
 
 
 def score_payloads(
@@ -252,12 +245,14 @@ def evaluate_protocol(
     calls: int = 30_000,
     seed: int = 0,
     payloads_path: str | Path | None = None,
+    s3_client: Callable[[], Any] | None = None,
 ) -> dict:
     """Train for ``semantics`` (by default the protocol's own), serve the test set under the
-    protocol (or the recorded payloads), and return the figures the command prints."""
+    protocol (or the recorded payloads, from S3 through ``s3_client``), and return the figures
+    the command prints."""
     semantics = semantics or PROTOCOLS[protocol]
     if payloads_path is not None:
-        payloads = read_recorded(payloads_path)
+        payloads = read_recorded(payloads_path, s3_client)
     else:
         payloads = protocol_payloads(protocol, test, calls, seed)
     result = train(train_frame, for_semantics(semantics), params)
