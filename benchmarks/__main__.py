@@ -15,8 +15,12 @@ BENCHMARKS = {
     "recovery": "benchmarks.recovery",
     "scoring_scale": "benchmarks.scoring_scale",
     "rescore": "benchmarks.rescore",
-    "app": "app_gradio.bench",
+    "app": "benchmarks.app",
     "dashboard": "benchmarks.dashboard",
+    "inference": "benchmarks.inference",
+    "decision_latency": "benchmarks.decision_latency",
+    "push_latency": "benchmarks.push_latency",
+    "stream_throughput": "benchmarks.stream_throughput",
 }
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from benchmarks.harness import stop_on_sigterm
 from benchmarks.machine import describe
 from fraud_assets.lib.schema import ANALYST_LABELS_SCHEMA, CATEGORIES, SCORED_TRANSACTIONS_SCHEMA
 from fraud_assets.lib.warehouse import Warehouse
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
 
     import multiprocessing as mp
 
@@ -298,8 +300,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 result |= drive(
                     f"http://127.0.0.1:{port}", args.sessions, args.seconds, args.time_range
                 )
-            finally:
+            except BaseException:  # SIGTERM included (stop_on_sigterm): stop the app too
                 stop.set()
+                server.join(timeout=30)
+                if server.is_alive():
+                    server.terminate()
+                raise
+            stop.set()
             timings = results.get(timeout=120)
             server.join(timeout=60)
         # Less the first, cold call (timed above): the figures are the steady state.

@@ -1,7 +1,9 @@
-"""Start and stop the platform (or any command) for the live benchmarks."""
+"""Start and stop the platform (or any command) for the live benchmarks, seed a champion, and
+stop what a benchmark started when it is sent SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,16 +26,32 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit, once, so that a benchmark's ``finally`` blocks run and
+    stop the processes it started (Python's default SIGTERM ends the process at once and
+    leaves them running: each is in a session of its own). Every benchmark's ``main`` calls
+    it; a second SIGTERM while stopping is ignored."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def stop(*procs: subprocess.Popen) -> None:
     """SIGTERM each process group, then SIGKILL what is still there after 30 s."""
     for proc in procs:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
     for proc in procs:
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def start_platform(
@@ -62,36 +80,13 @@ def start_platform(
 
 
 def seed_platform(root: Path, history, fit_on=None, semantics: str = "arrival", params=None) -> str:  # noqa: ANN001, E501
-    """A platform state under ``root`` as training would leave it: the training data, its card
-    state, and a champion (trained on ``fit_on``, by default ``history``, with ``params``) with
-    its reference rows. Returns the champion's version."""
-    from fraud_assets.lib import registry
-    from fraud_assets.lib.card_state import write_state
-    from fraud_assets.lib.features import for_semantics
-    from fraud_assets.lib.model import TrainParams, train
-    from fraud_assets.lib.storage import LocalObjectStore
-    from fraud_assets.lib.warehouse import Warehouse
+    """A platform state under ``root`` as training would leave it (``fraud_assets.testing.
+    seed_champion``, the one helper every benchmark seeds with): the training data, its card
+    state in ``root``'s SQLite warehouse, and a champion (trained on ``fit_on``, by default
+    ``history``, with ``params``) with its reference rows. Returns the champion's version."""
+    from fraud_assets.testing import seed_champion
 
-    fs = for_semantics(semantics)
-    store = LocalObjectStore(root / "objects")
-    store.put_parquet("assets/raw_training_data.parquet", history)
-    write_state(Warehouse(f"sqlite:///{root / 'warehouse.db'}"), fs, fs.build_state(history))
-    result = train(history if fit_on is None else fit_on, fs, params or TrainParams(n_jobs=2))
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    reg = registry.log_and_register(
-        result,
-        tracking_uri=uri,
-        experiment="fraud-detection",
-        model_name="fraud_rf",
-        artifact_location=(root / "mlartifacts").as_uri(),
-    )
-    registry.promote(uri, "fraud_rf", reg.version, "benchmark set-up", "start")
-    valid = result.validation_features
-    store.put_parquet(
-        f"references/fraud_rf/v{reg.version}.parquet",
-        valid.sample(n=min(valid.height, 20_000), seed=0),
-    )
-    return reg.version
+    return seed_champion(root, history, semantics=semantics, params=params, fit_on=fit_on).version
 
 
 def card_sample(history, rows: int):  # noqa: ANN001, ANN201

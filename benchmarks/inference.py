@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from benchmarks.harness import stop_on_sigterm
 from benchmarks.machine import describe
 from fraud_assets.lib.calibration import Calibration
 from fraud_assets.lib.decision import DecisionRule
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--skip-test", action="store_true", help="skip serving TEST (no need to read TRAIN)"
     )
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     if args.calls < 200:
         parser.error("--calls must be at least 200")
     test = None

@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import requests
 
-from benchmarks.harness import ROOT, start, start_platform, stop
+from benchmarks.harness import ROOT, start, start_platform, stop, stop_on_sigterm
 from benchmarks.machine import print_machine
 from fraud_assets.platform import ensure_demo_data, wait_http
 from fraud_assets.testing.servers import free_port
@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         "letting make run generate demo data and train (e.g. 1350000)",
     )
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     print_machine()
     with tempfile.TemporaryDirectory(prefix="fraud-latency-") as tmp:
         root = Path(tmp)

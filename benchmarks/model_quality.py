@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.harness import stop_on_sigterm
 from benchmarks.machine import describe
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -341,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="rf", help=argparse.SUPPRESS)
     parser.add_argument("--frame", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     if args.part:
         print(json.dumps(PARTS[args.part](args)))
         return 0

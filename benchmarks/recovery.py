@@ -28,7 +28,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.harness import seed_platform, start_platform, stop
+from benchmarks.harness import seed_platform, start_platform, stop, stop_on_sigterm
 from benchmarks.machine import describe
 from fraud_assets.testing.servers import free_port
 
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="give up after this long (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     print(json.dumps({"machine": describe()}), flush=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fraud-recovery-") as tmp:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.harness import seed_platform
+from benchmarks.harness import stop_on_sigterm
 from benchmarks.machine import describe
 
 HOURS = 720
@@ -28,13 +28,13 @@ HOURS = 720
 
 def build(root: Path, rows: int) -> tuple[list[str], str]:
     """History, champion v1, and ``rows`` live rows over 720 hours scored by v1."""
-    from fraud_assets.lib import registry
     from fraud_assets.lib.generator import GeneratorConfig, generate_transactions
     from fraud_assets.lib.ingest import ensure_tables
     from fraud_assets.lib.landing import row_hash
     from fraud_assets.lib.model import TrainParams, train
     from fraud_assets.lib.schema import LIVE_TRANSACTIONS_SCHEMA, training_csv_to_canonical
     from fraud_assets.lib.warehouse import Warehouse
+    from fraud_assets.testing import register, seed_champion
 
     os.environ["FRAUD_DATA_DIR"] = str(root)
     data = training_csv_to_canonical(
@@ -46,7 +46,7 @@ def build(root: Path, rows: int) -> tuple[list[str], str]:
     )
     cut = dt.datetime(2020, 6, 21)
     history = data.filter(pl.col("event_time") < cut)
-    seed_platform(root, history)
+    seeded = seed_champion(root, history)
     live = data.filter(pl.col("event_time") >= cut).head(rows)
     start = dt.datetime(2026, 10, 1)
     arrived = [
@@ -69,18 +69,11 @@ def build(root: Path, rows: int) -> tuple[list[str], str]:
     wh = Warehouse(f"sqlite:///{root / 'warehouse.db'}")
     ensure_tables(wh)
     wh.upsert("live_transactions", live, update=False)
-    # a second champion: what the re-scoring is for
+    # a second champion, what the re-scoring is for (the set-up run promotes v1 back first)
     fs_result = train(history, _fs(), TrainParams(n_jobs=2, random_state=11))
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    reg = registry.log_and_register(
-        fs_result,
-        tracking_uri=uri,
-        experiment="fraud-detection",
-        model_name="fraud_rf",
-        artifact_location=(root / "mlartifacts").as_uri(),
-    )
+    version = register(fs_result, root, seeded.tracking_uri, "the second champion")
     hours = sorted(set(live["batch_hour"]))
-    return hours, reg.version
+    return hours, version
 
 
 def _fs():  # noqa: ANN202
@@ -134,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="live rows spread over the 720 hourly partitions (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     print(json.dumps({"machine": describe()}), flush=True)
     with tempfile.TemporaryDirectory(prefix="fraud-rescore-") as tmp:
         root = Path(tmp)

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import card_sample, seed_platform
+from benchmarks.harness import card_sample, seed_platform, stop_on_sigterm
 from benchmarks.machine import describe
 
 CARDS = 983  # as in the public files
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     if args.setup:
         setup(Path(args.setup), args.rows)
         print(json.dumps({"ok": True}))

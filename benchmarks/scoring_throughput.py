@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks.harness import stop_on_sigterm
 from benchmarks.machine import print_machine
 from fraud_assets.lib.api import encode_payload
 from fraud_assets.lib.evaluation import serving_model
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     parser.add_argument("--url", help="warehouse URL (default: a temporary SQLite file)")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     print_machine()
 
     public = generate_transactions(

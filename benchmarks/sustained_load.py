@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.harness import start_platform, stop
+from benchmarks.harness import start_platform, stop, stop_on_sigterm
 from benchmarks.machine import print_machine
 from fraud_assets.testing.servers import free_port
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="wait this long for the backlog to drain (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     print_machine()
     with tempfile.TemporaryDirectory(prefix="fraud-load-") as tmp:
         root = Path(tmp)

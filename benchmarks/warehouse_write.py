@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine
 
+from benchmarks.harness import stop_on_sigterm
 from benchmarks.machine import print_machine
 from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA
 from fraud_assets.lib.warehouse import Warehouse
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         help="PostgreSQL server to write to (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     print_machine()
     frame = scored_rows(args.rows)
     schema = f"bench_{uuid.uuid4().hex[:8]}"

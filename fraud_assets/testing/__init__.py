@@ -1,6 +1,6 @@
 """What the tests and the benchmarks both need, owned by neither: a platform state seeded with
 a champion as training would leave it. (Real servers for tests and benchmarks are in
-``fraud_assets.servers``.)"""
+``fraud_assets.testing.servers``.)"""
 
 from __future__ import annotations
 

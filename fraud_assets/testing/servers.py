@@ -1,4 +1,5 @@
-"""Real servers on loopback for tests: uvicorn apps in threads, and PostgreSQL."""
+"""Real servers on loopback for tests and benchmarks: uvicorn apps in threads, PostgreSQL,
+moto's S3, MLflow; and waiting for a server process to answer."""
 
 from __future__ import annotations
 
@@ -45,6 +46,42 @@ def serve_app(app, port: int | None = None) -> Iterator[str]:  # noqa: ANN001
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def reachable(url: str, seconds: float = 2.0) -> bool:
+    """Whether ``url``'s host and port accept a TCP connection (a broker, say)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    with (
+        contextlib.suppress(OSError, ValueError),
+        socket.create_connection((parsed.hostname, parsed.port), seconds),
+    ):
+        return True
+    return False
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``GET url`` answers 200 now."""
+    import requests
+
+    with contextlib.suppress(requests.RequestException):
+        return requests.get(url, timeout=timeout).status_code == 200
+    return False
+
+
+def wait_answering(
+    url: str, proc: subprocess.Popen, log: Path, seconds: float = 120, what: str = "the service"
+) -> None:
+    """Wait until ``GET url`` answers 200; RuntimeError with the log's tail if ``proc`` exits
+    first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while not answers(url):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text(errors='replace')[-2000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} never answered: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.2)
 
 
 def _can_connect(url: str) -> bool:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 
 from fraud_assets.lib import decision_log
 from fraud_assets.testing import register
-from fraud_assets.testing.servers import free_port
+from fraud_assets.testing.servers import free_port, wait_answering
 from fraud_assets_tests.helpers.service import Deployment, bodies
 
 pytestmark = pytest.mark.integration
@@ -38,20 +38,8 @@ def service(
     log = deployment.root / f"service-{port}.log"
     with deployment.process(["--port", str(port)], log) as proc:
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc, log)
+        wait_answering(f"{url}/readyz", proc, log, 90)
         yield url, proc
-
-
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited: {log.read_text()[-2000:]}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"the service never became ready: {log.read_text()[-2000:]}")
 
 
 class Load:

@@ -1,6 +1,6 @@
 """Benchmark: manual-score latency through gradio_client, against raw single-row predict.
 
-``python -m app_gradio.bench`` builds a throwaway platform (generated data, a RandomForest
+``python -m benchmarks.app`` builds a throwaway platform (generated data, a RandomForest
 with the production hyperparameters registered as champion in a local MLflow store, live
 history in a SQLite warehouse), launches the app on loopback and calls ``/score`` N times.
 ``--existing`` benchmarks the platform the environment points at instead. It prints figures;
@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from benchmarks.harness import stop_on_sigterm
+from fraud_assets.testing.servers import free_port
 
 
 def percentiles(seconds: list[float]) -> str:
@@ -32,14 +34,12 @@ def percentiles(seconds: list[float]) -> str:
 
 
 def build_platform(root: Path, n_cards: int) -> pl.DataFrame:
-    """Generated data, a champion model and its card state under ``root``; returns the data."""
-    from fraud_assets.lib import registry
-    from fraud_assets.lib.card_state import write_state
-    from fraud_assets.lib.features import for_semantics
+    """Generated data, a champion model and its card state under ``root``
+    (``fraud_assets.testing.seed_champion``); returns the data."""
     from fraud_assets.lib.generator import GeneratorConfig, generate_transactions
-    from fraud_assets.lib.model import TrainParams, train
+    from fraud_assets.lib.model import TrainParams
     from fraud_assets.lib.schema import training_csv_to_canonical
-    from fraud_assets.lib.warehouse import Warehouse
+    from fraud_assets.testing import seed_champion
 
     os.environ["FRAUD_DATA_DIR"] = str(root)
     for name in ("FRAUD_DATABASE_URL", "MLFLOW_TRACKING_URI", "FRAUD_S3_BUCKET"):
@@ -49,38 +49,32 @@ def build_platform(root: Path, n_cards: int) -> pl.DataFrame:
         n_cards=n_cards, start=dt.date(2020, 1, 1), end=dt.date(2020, 5, 1), seed=5
     )
     frame = training_csv_to_canonical(generate_transactions(cfg)).sort("event_time")
-    fs = for_semantics(semantics)
     started = time.perf_counter()
-    result = train(frame, fs, TrainParams())  # production hyperparameters
-    print(f"trained on {frame.height:,} rows in {time.perf_counter() - started:.1f} s")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    reg = registry.log_and_register(
-        result,
-        tracking_uri=uri,
-        experiment="bench",
-        model_name="fraud_rf",
-        artifact_location=(root / "mlartifacts").as_uri(),
-    )
-    registry.promote(uri, "fraud_rf", reg.version, "benchmark", "now")
-    write_state(Warehouse(f"sqlite:///{root / 'warehouse.db'}"), fs, fs.build_state(frame))
+    # production hyperparameters
+    seed_champion(root, frame, semantics=semantics, params=TrainParams())
+    seconds = time.perf_counter() - started
+    print(f"seeded a champion trained on {frame.height:,} rows in {seconds:.1f} s")
     return frame
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.app", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--calls", type=int, default=500, help="timed calls (default: %(default)s)")
     parser.add_argument(
         "--warmup", type=int, default=30, help="untimed calls first (default: %(default)s)"
     )
-    parser.add_argument("--cards", type=int, default=300, help="cards in the generated data")
-    parser.add_argument("--existing", action="store_true", help="use the configured platform")
+    parser.add_argument(
+        "--cards", type=int, default=300, help="cards in the generated data (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="benchmark the platform the environment points at (default: a throwaway one)",
+    )
     args = parser.parse_args(argv)
+    stop_on_sigterm()
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     # One client makes every call: lift the per-client limit (the limiter still runs).
@@ -158,8 +152,13 @@ def run(args: argparse.Namespace, card: str) -> None:
             started = time.perf_counter()
             client.predict(**form, api_name="/score")
             round_trip.append(time.perf_counter() - started)
-    finally:
+    except BaseException:  # SIGTERM included (stop_on_sigterm): stop the app too
         stop.set()
+        server.join(timeout=30)
+        if server.is_alive():
+            server.terminate()
+        raise
+    stop.set()
     server_side = timings.get(timeout=60)[args.warmup :]
     server.join(timeout=30)
 
