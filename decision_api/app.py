@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, ORJSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -150,7 +150,6 @@ def create_app(
         summary="Approve or review a card transaction while the cardholder waits.",
         description=__doc__,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
         responses={401: {"model": models.Problem}, 403: {"model": models.Problem}},
     )
     app.state.service = svc

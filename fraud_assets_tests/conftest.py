@@ -29,11 +29,33 @@ SERVER_FIXTURES = frozenset(
 )
 
 
+#: The longest modules (measured: `pytest --durations`), run first so that pytest-xdist's
+#: workers (``--dist loadfile`` hands out whole modules in collection order) do not end the
+#: suite waiting on one of them alone.
+LONGEST_FIRST = (
+    "test_platform.py",
+    "defs/test_chaos.py",
+    "service/test_decision_processes.py",
+    "defs/test_faults.py",
+    "service/test_stream_operations.py",
+    "service/test_stream.py",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.path.as_posix()
+    return next(
+        (i for i, tail in enumerate(LONGEST_FIRST) if path.endswith(f"/{tail}")),
+        len(LONGEST_FIRST),
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         uses = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
         if uses and not item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.integration)
+    items.sort(key=_rank)  # stable: each module's own order is kept
 
 
 # Property tests: a bounded run in `make test`, a long one in `make test-props`.

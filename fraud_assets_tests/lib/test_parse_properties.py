@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import math
 
+import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -232,3 +233,48 @@ def test_the_manual_form_gives_a_clear_error_or_a_row_the_features_can_read(fiel
         fs = for_semantics(semantics)
         features = fs.serving_features(frame, fs.build_state(frame.head(0)))
         assert features.height == 1
+
+
+@st.composite
+def hostile_request(draw: st.DrawFn) -> bytes:
+    """A decision request body: mostly good fields, some hostile, some missing or extra."""
+    body = {c: GOOD[c] for c in API_COLUMNS if c != "current_time"} | {"cc_num": "4497913965"}
+    for name in draw(st.sets(st.sampled_from([*body, "event_time", "current_time"]))):
+        body[name] = draw(json_values)
+    for name in draw(st.sets(st.sampled_from(sorted(body)), max_size=2)):
+        body.pop(name, None)
+    text = json.dumps(body, allow_nan=True)
+    return text.encode("utf-8", "surrogatepass")
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(body=hostile_request(), feed=FEEDS)
+def test_a_decision_request_gets_a_clear_error_or_a_row_the_serving_path_reads(
+    body: bytes, feed: Feed
+) -> None:
+    """What the decision service and the stream worker do with a body (its model, then the
+    live path's row checks): a ValidationError or a PayloadError with a reason, or a row
+    within the live path's bounds that both feature sets can read. Never another exception."""
+    from pydantic import ValidationError
+
+    from decision_api.models import Transaction
+    from fraud_assets.lib.deciding import RowChecker
+    from fraud_assets.lib.features import for_semantics
+    from fraud_assets.lib.payloads import PayloadError
+    from fraud_assets.lib.schema import TRANSACTION_SCHEMA
+
+    field = feed.event_time_field if feed.semantics == "payload" else None
+    checker = RowChecker(Limits(), field)
+    try:
+        values = Transaction.model_validate_json(body).model_dump(exclude_none=True)
+        row = checker.check(values, ARRIVED)
+    except ValidationError as exc:
+        assert exc.errors() and all(e["msg"] for e in exc.errors())
+        return
+    except PayloadError as exc:
+        assert str(exc)
+        return
+    assert 0 <= row["amt"] <= Limits().max_amount
+    frame = pl.DataFrame([{c: row.get(c) for c in TRANSACTION_SCHEMA}], schema=TRANSACTION_SCHEMA)
+    fs = for_semantics(feed.semantics)
+    assert fs.serving_features(frame, fs.build_state(frame.head(0))).height == 1
