@@ -213,6 +213,34 @@ def skl2onnx_float32(
     }
 
 
+def load_times(pipeline: object, runs: int = 5) -> dict[str, float]:
+    """Median seconds to load the model from a skops file (what the registry serves, with its
+    trusted-type check) and from a pickle of it (the copy the model cache used to keep)."""
+    import pickle
+
+    import skops.io
+
+    from fraud_assets.lib.registry import load_model_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.skops"
+        skops.io.dump(pipeline, path)
+        pickled, size = pickle.dumps(pipeline), path.stat().st_size
+        skops_s, pickle_s = [], []
+        for _ in range(runs):
+            started = time.perf_counter()
+            load_model_file(path)
+            skops_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            pickle.loads(pickled)  # noqa: S301 - our own bytes, for the timing
+            pickle_s.append(time.perf_counter() - started)
+    return {
+        "skops_load_s": round(statistics.median(skops_s), 4),
+        "pickle_load_s": round(statistics.median(pickle_s), 4),
+        "skops_mb": round(size / 1e6, 2),
+    }
+
+
 def measure(
     kind: str,
     pipeline: object,
@@ -253,6 +281,7 @@ def measure(
                 np.sum(served_flags != rule.flags(calibration.apply(got), test_amount))
             ),
         }
+    figures["load"] = load_times(pipeline)
     figures["per_call"] = per_call(pipeline, runtime, fs, valid, calls)
     figures["floors"] = floors(pipeline, x[:1], calls)
     if find_spec("skl2onnx"):

@@ -16,10 +16,13 @@ Each run (one broker, one worker count; fresh topics and a fresh group), in this
 2. **steady**: ``--rate`` a second for ``--seconds`` (a batch every 20 ms); ``p99_ms_at_500``
    is the same latency over this phase (the name's 500 is the default rate).
 3. **kill**: the same rate for ``--kill-seconds``; after a third of it one worker is
-   SIGKILLed and a replacement started at once (as a Deployment or compose restarts it).
-   ``drain_s_after_kill`` is the seconds from the kill until every transaction published
-   before it is in the log (the unacknowledged batch comes back after the ack wait, or
-   at once on RabbitMQ).
+   SIGKILLed and a replacement started at once (as a Deployment or compose restarts it),
+   while publishing goes on. The group's lag is read from the broker every 0.25 s:
+   ``drain_s_after_kill`` is the seconds from the kill until the lag is back within the
+   largest lag seen before the kill (the killed worker's unacknowledged batch comes back after
+   the ack wait, at once on RabbitMQ; with one worker, the backlog of its restart is decided
+   too). ``logged_s_after_kill`` (in the details) is until every transaction published before
+   the kill is in the log.
 
 ``lost`` and ``duplicated`` are counted against the decision log and ``scored_transactions``
 (filled from the log by ``lib/live_scoring.import_decisions``, what Dagster's import run
@@ -45,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -235,22 +239,21 @@ class Run:
         await stream.publish(self.topics.input, [body for _, body in messages])
         self.published.update((t, sent_at) for t, _ in messages)
 
-    async def at_rate(self, stream: Stream, phase: str, seconds: float, on_kill=None) -> float:  # noqa: ANN001
-        """Publish ``--rate`` a second for ``seconds``; call ``on_kill`` after a third of it.
-        Returns when the kill happened (monotonic), or 0."""
+    async def at_rate(self, stream: Stream, phase: str, seconds: float, on_kill=None) -> None:  # noqa: ANN001
+        """Publish ``--rate`` a second for ``seconds``; after a third of it call
+        ``on_kill(next id, published so far)``, which must return at once."""
         todo = self.ids(phase, int(self.args.rate * seconds))
-        started, sent, killed = time.monotonic(), 0, 0.0
+        started, sent, killed = time.monotonic(), 0, False
         while sent < len(todo):
             elapsed = time.monotonic() - started
             if on_kill is not None and not killed and elapsed >= seconds / 3:
-                killed = time.monotonic()
-                await asyncio.to_thread(on_kill, todo[sent][0])
+                killed = True
+                on_kill(todo[sent][0], sent)
             due = min(int(elapsed * self.args.rate), len(todo))
             if due > sent:
                 await self.publish(stream, todo[sent:due])
                 sent = due
             await asyncio.sleep(0.02)
-        return killed
 
     def wait_logged(
         self, prefix: str, count: int, seconds: float, below: str | None = None
@@ -302,22 +305,68 @@ async def _burst(run: Run, stream: Stream, cpu: CpuWatch) -> dict:
 
 
 async def _kill(run: Run, stream: Stream) -> dict:
-    marks: dict[str, object] = {}
+    """SIGKILL a worker mid-phase, start its replacement beside (publishing goes on); sample
+    the group's lag from the broker meanwhile (see ``drain``), and time how long until
+    everything published before the kill is in the log."""
+    prefix, marks, threads, lags = f"{run.prefix}c-", {}, [], []
 
-    def kill(next_id: str) -> None:
+    def watch(below: str, before: int) -> None:
+        marks["logged"] = run.wait_logged(prefix, before, 120, below=below)
+
+    def kill(next_id: str, before: int) -> None:
         victim = run.procs.pop(0)
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
-        marks["below"] = next_id
-        run.start_worker()  # the restart: what a Deployment or compose does
+        marks["killed"], marks["before"] = time.monotonic(), before
+        threads.extend(
+            threading.Thread(target=target, args=args, daemon=True)
+            for target, args in ((run.start_worker, ()), (watch, (next_id, before)))
+        )  # the restart a Deployment or compose does, and the watch
+        for thread in threads:
+            thread.start()
 
-    killed = await run.at_rate(stream, "c", run.args.kill_seconds, on_kill=kill)
-    below = str(marks["below"])
-    before = sum(1 for t in run.published if t.startswith(f"{run.prefix}c-") and t < below)
-    caught = run.wait_logged(f"{run.prefix}c-", before, 120, below=below)
-    total = int(run.args.rate * run.args.kill_seconds)
-    run.wait_logged(f"{run.prefix}c-", total, 120)
-    return {"drain_s_after_kill": round(caught - killed, 1), "published_before_kill": before}
+    sampler = asyncio.create_task(_sample_lag(stream, lags))
+    await run.at_rate(stream, "c", run.args.kill_seconds, on_kill=kill)
+    for thread in threads:
+        await asyncio.to_thread(thread.join, 150)
+    run.wait_logged(prefix, int(run.args.rate * run.args.kill_seconds), 120)
+    deadline = time.monotonic() + 60  # publishing is over: the lag can only fall now
+    while drain(lags, marks["killed"])["drain_s_after_kill"] == float("inf"):
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.25)
+    sampler.cancel()
+    return {
+        **drain(lags, marks["killed"]),
+        "logged_s_after_kill": round(marks["logged"] - marks["killed"], 1),
+        "published_before_kill": marks["before"],
+    }
+
+
+async def _sample_lag(stream: Stream, into: list[tuple[float, int]], every: float = 0.25) -> None:
+    while True:
+        with contextlib.suppress(Exception):  # a sample missed is no figure lost
+            into.append((time.monotonic(), await stream.lag()))
+        await asyncio.sleep(every)
+
+
+def drain(lags: list[tuple[float, int]], killed: float) -> dict[str, float | int]:
+    """``drain_s_after_kill``: seconds from the kill until the group's lag is back within the
+    largest lag of the steady state before it, having risen above it (0 when the kill never
+    raised the lag above that); ``lag_peak_after_kill`` and that bound, for the record."""
+    bound = max((lag for t, lag in lags if t < killed), default=0)
+    after = [(t, lag) for t, lag in lags if t >= killed]
+    peak = max((lag for _, lag in after), default=0)
+    rose = next((i for i, (_, lag) in enumerate(after) if lag > bound), None)
+    seconds = 0.0
+    if rose is not None:
+        back = next((t for t, lag in after[rose:] if lag <= bound), None)
+        seconds = (back - killed) if back is not None else float("inf")
+    return {
+        "drain_s_after_kill": round(seconds, 1),
+        "lag_peak_after_kill": peak,
+        "steady_lag_bound": bound,
+    }
 
 
 def run_one(run: Run, server: str) -> dict:

@@ -4,9 +4,16 @@ make a client's bearer token and its FRAUD_DECISION_CLIENTS entry."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from fraud_assets.settings import load_settings
+# Before polars is imported: its thread pool, sized to the cores, spends more on tiny frames
+# than it saves (a batch is a few rows): one thread cut p99 at 300/s from 398 to 135 ms and
+# raised the batch endpoint from 1,473 to 1,970 decisions/s (benchmarks.decision_latency
+# --quick). Set POLARS_MAX_THREADS to override.
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
+
+from fraud_assets.settings import load_settings  # noqa: E402 - after the line above
 
 
 def _serve_parser() -> argparse.ArgumentParser:
