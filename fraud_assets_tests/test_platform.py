@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from decision_api.models import Transaction
 from fraud_assets.testing.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -46,28 +47,9 @@ def _scored_rows(db: Path, where: str = "1 = 1") -> int:
 
 #: Rows the stand-in pushed, decided by the service and imported by Dagster.
 PUSHED = "decided_by = 'service' AND trans_num LIKE 'push-%'"
-#: A request body as a card network sends it (``curl -d @body.json .../v1/decisions``).
-BODY = {
-    "trans_num": "curl-0001",
-    "cc_num": "4497913965512794052",
-    "merchant": "fraud_Berge, Kautzer and Harris",
-    "category": "personal_care",
-    "amt": 60.16,
-    "first": "Scott",
-    "last": "Edwards",
-    "gender": "M",
-    "street": "838 Amy Street Suite 107",
-    "city": "Pembroke",
-    "state": "NC",
-    "zip": 28372,
-    "lat": 34.6902,
-    "long": -79.1834,
-    "city_pop": 14783,
-    "job": "Hospital doctor",
-    "dob": "1955-11-07",
-    "merch_lat": 34.38451,
-    "merch_long": -78.621062,
-}
+#: A request body as a card network sends it (``curl -d @body.json .../v1/decisions``): the
+#: OpenAPI document's own example, under an id of its own.
+BODY = {**Transaction.model_config["json_schema_extra"]["example"], "trans_num": "curl-0001"}
 
 
 def _curl_decision(url: str) -> dict | None:
