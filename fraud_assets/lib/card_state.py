@@ -24,6 +24,7 @@ from fraud_assets.lib.decision_log import DECISION_LOG_SCHEMA, LOG_TABLE
 from fraud_assets.lib.features import INPUT_COLUMNS, FeatureSet
 from fraud_assets.lib.features.profile import PROFILE_SCHEMA
 from fraud_assets.lib.schema import CARD_HISTORY_SCHEMA, LIVE_TRANSACTIONS_SCHEMA
+from fraud_assets.lib.serving import by_card
 from fraud_assets.lib.warehouse import TableWrite, Warehouse
 
 PROFILES_TABLE = "card_profiles"
@@ -90,6 +91,9 @@ class WarehouseState:
             return self.warehouse.read(PROFILES_TABLE, PROFILE_SCHEMA, where={"cc_num": cards})
         return self.warehouse.read(HISTORY_TABLE, CARD_HISTORY_SCHEMA, where={"cc_num": cards})
 
+    def static_frames(self, fs: FeatureSet, cards: list[str]) -> dict[str, pl.DataFrame]:
+        return by_card(self.static_state(fs, cards), cards)
+
     def online_history(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
         """The cards' live rows of an event-time feed: polled ones, and those decided by the
         decision service or the stream consumer (the decision log)."""
@@ -134,12 +138,13 @@ class CachedState:
         return version
 
     def state_for(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
-        static = self._static(fs, cards)
+        static = pl.concat(list(self.static_frames(fs, cards).values()), how="vertical_relaxed")
         if fs.uses_profiles:
             return static
         return pl.concat([static, self.source.online_history(fs, cards)], how="vertical_relaxed")
 
-    def _static(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
+    def static_frames(self, fs: FeatureSet, cards: list[str]) -> dict[str, pl.DataFrame]:
+        """Each card's static state (an empty frame for a card with none), from the cache."""
         with self._lock:
             found = {c: self._cards.get((fs.version, c)) for c in cards}
             for c, frame in found.items():
@@ -149,12 +154,11 @@ class CachedState:
         self.hits += len(cards) - len(missing)
         self.misses += len(missing)
         if missing:
-            fetched = self.source.static_state(fs, missing)
-            parts = fetched.partition_by("cc_num", as_dict=True)
+            fetched = self.source.static_frames(fs, missing)
             with self._lock:
                 for c in missing:  # a card with no state is cached too, as an empty frame
-                    found[c] = parts.get((c,), fetched.head(0))
+                    found[c] = fetched[c]
                     self._cards[(fs.version, c)] = found[c]
                 while len(self._cards) > self.max_cards:
                     self._cards.popitem(last=False)
-        return pl.concat(list(found.values()), how="vertical_relaxed")
+        return found  # type: ignore[return-value]

@@ -22,10 +22,17 @@ from fraud_assets.lib import decision_log
 from fraud_assets.lib.champion import LiveChampion, Loaded
 from fraud_assets.lib.clock import utc_now
 from fraud_assets.lib.explain import Explainer
+from fraud_assets.lib.features import INPUT_COLUMNS
 from fraud_assets.lib.landing import HOUR_FORMAT
 from fraud_assets.lib.payloads import Limits, check_row, row_checks
 from fraud_assets.lib.schema import TRANSACTION_SCHEMA
-from fraud_assets.lib.serving import CardStateSource, score_rows
+from fraud_assets.lib.serving import (
+    CardStateSource,
+    ServingModel,
+    score_rows,
+    score_vectors,
+    scores_vectors,
+)
 from fraud_assets.lib.warehouse import Warehouse
 
 #: What a transaction's decision says: review it, or let it through.
@@ -84,9 +91,12 @@ class Decider:
         warehouse: Warehouse,
         semantics: str,
         decided_by: str = "service",
+        vectors: bool = True,
     ) -> None:
         self.champion, self.state, self.warehouse = champion, state, warehouse
         self.semantics, self.decided_by = semantics, decided_by
+        #: Decide through ``score_vectors`` wherever it can (False: always ``score_rows``).
+        self.vectors = vectors
         self._explainers: dict[str, Explainer] = {}
         decision_log.ensure_log(warehouse)
 
@@ -96,12 +106,27 @@ class Decider:
         loaded = self.champion.current()
         first = {r.row["trans_num"]: r for r in reversed(requests)}  # the first of each id
         todo = list(reversed(first.values()))
+        if self.vectors and scores_vectors(loaded.model):
+            logged = self._log_vectors(loaded.model, todo)
+            new = decision_log.record_rows(self.warehouse, logged)
+        else:
+            frame = self._log_frame(loaded.model, todo)
+            new = decision_log.record(self.warehouse, frame)
+            logged = list(frame.iter_rows(named=True))
+        answers = {d.trans_num: d for d in self._answers(logged, new)}
+        wanted = {r.row["trans_num"] for r in requests if r.explain}
+        if wanted:
+            answers |= self._explained(loaded, answers, wanted)
+        return [answers[r.row["trans_num"]] for r in requests]
+
+    def _log_frame(self, model: ServingModel, todo: list[Request]) -> pl.DataFrame:
+        """The batch's log rows through ``score_rows`` (any model, any feed)."""
         rows = self._frame(todo)
         batch = score_rows(
-            rows, self.state, loaded.model, semantics=self.semantics, decided_by=self.decided_by
+            rows, self.state, model, semantics=self.semantics, decided_by=self.decided_by
         )
         done = time.perf_counter()
-        logged = decision_log.log_rows(
+        return decision_log.log_rows(
             rows,
             batch,
             self.decided_by,
@@ -109,12 +134,26 @@ class Decider:
             [(done - r.received) * 1000 for r in todo],
             utc_now(),
         )
-        new = decision_log.record(self.warehouse, logged)
-        answers = {d.trans_num: d for d in self._answers(loaded, logged, new)}
-        wanted = {r.row["trans_num"] for r in requests if r.explain}
-        if wanted:
-            answers |= self._explained(loaded, answers, wanted)
-        return [answers[r.row["trans_num"]] for r in requests]
+
+    def _log_vectors(self, model: ServingModel, todo: list[Request]) -> list[dict[str, object]]:
+        """The same log rows through ``score_vectors`` (a small batch's fast path)."""
+        rows = [self._row(r) for r in todo]
+        columns = {c: [row.get(c) for row in rows] for c in INPUT_COLUMNS}
+        state = self.state.static_frames(model.feature_set, list(dict.fromkeys(columns["cc_num"])))
+        scores = score_vectors(columns, state, model, semantics=self.semantics)
+        scored_at = utc_now()
+        done = time.perf_counter()
+        return decision_log.vector_log_rows(
+            rows,
+            scores,
+            model,
+            self.semantics,
+            self.decided_by,
+            [r.client for r in todo],
+            [(done - r.received) * 1000 for r in todo],
+            utc_now(),
+            scored_at,
+        )
 
     def _explained(
         self, loaded: Loaded, answers: dict[str, Decision], wanted: set[str]
@@ -144,16 +183,23 @@ class Decider:
             batch_hour=pl.col("arrived_at").dt.strftime(HOUR_FORMAT),
         )
 
-    def _answers(self, loaded: Loaded, logged: pl.DataFrame, new: set[str]) -> list[Decision]:
-        repeats = [t for t in logged["trans_num"] if t not in new]
-        frames = [logged.filter(pl.col("trans_num").is_in(list(new)))]
+    def _row(self, request: Request) -> dict[str, object]:
+        """``_frame``'s row of one request, as Python values."""
+        arrived = request.arrived_at.replace(
+            microsecond=request.arrived_at.microsecond // 1000 * 1000
+        )
+        return {
+            **{c: request.row.get(c) for c in TRANSACTION_SCHEMA},
+            "arrived_at": arrived,
+            "batch_hour": arrived.strftime(HOUR_FORMAT),
+        }
+
+    def _answers(self, logged: list[dict[str, object]], new: set[str]) -> list[Decision]:
+        repeats = [row["trans_num"] for row in logged if row["trans_num"] not in new]
+        rows = [row for row in logged if row["trans_num"] in new]
         if repeats:
-            frames.append(decision_log.read_logged(self.warehouse, repeats))
-        return [
-            _decision(row, repeated=row["trans_num"] not in new)
-            for frame in frames
-            for row in frame.iter_rows(named=True)
-        ]
+            rows += decision_log.read_logged(self.warehouse, repeats).iter_rows(named=True)
+        return [_decision(row, repeated=row["trans_num"] not in new) for row in rows]
 
 
 def _decision(row: dict[str, object], repeated: bool) -> Decision:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 import polars as pl
 
 from fraud_assets.lib.lake import SERVED_PREFIX, content_key
 from fraud_assets.lib.schema import SCORED_TRANSACTIONS_SCHEMA, TRANSACTION_SCHEMA
-from fraud_assets.lib.serving import ScoredBatch
+from fraud_assets.lib.serving import ScoredBatch, Scores, ServingModel
 from fraud_assets.lib.storage import ObjectStore
 from fraud_assets.lib.warehouse import Warehouse
 
@@ -58,10 +59,8 @@ def log_rows(
 ) -> pl.DataFrame:
     """The log rows of one scored batch: ``rows`` (canonical transactions, one per
     ``batch.scored`` row, in order) with their decisions and served features."""
-    keys = ("trans_num", "cc_num", "event_time")
-    features = batch.features.select(
-        pl.struct([c for c in batch.features.columns if c not in keys]).struct.json_encode()
-    ).to_series()
+    served = [c for c in batch.features.columns if c not in _FEATURE_KEYS]
+    features = batch.features.select(pl.struct(served).struct.json_encode()).to_series()
     decided = batch.scored.drop([c for c in batch.scored.columns if c in rows.columns])
     frame = pl.concat([rows, decided], how="horizontal").with_columns(
         decided_by=pl.lit(decided_by),
@@ -71,6 +70,80 @@ def log_rows(
         features_json=features,
     )
     return frame.select(pl.col(c).cast(t) for c, t in DECISION_LOG_SCHEMA.items())
+
+
+def vector_log_rows(
+    rows: list[dict[str, object]],
+    scores: Scores,
+    model: ServingModel,
+    semantics: str,
+    decided_by: str,
+    clients: list[str],
+    server_ms: list[float],
+    logged_at: dt.datetime,
+    scored_at: dt.datetime,
+) -> list[dict[str, object]]:
+    """``log_rows`` for a batch scored by ``score_vectors``, as Python values: ``rows`` are
+    the transactions (``TRANSACTION_SCHEMA`` values, ``arrived_at``, ``batch_hour``). Values
+    are cast as the frame's schema would cast them (times to the millisecond), so the log
+    holds the same thing whichever path decided (the parity tests)."""
+    fs = model.feature_set
+    names = [n for n in fs.features if n not in _FEATURE_KEYS]
+    values = [scores.features[n].to_list() for n in names]
+    columns = {
+        "fraud_probability": scores.proba.tolist(),
+        "expected_loss": scores.expected_loss.tolist(),
+        "is_flagged": scores.flagged.tolist(),
+        "threshold": scores.thresholds.tolist(),
+    }
+    fixed = {
+        "event_time_source": semantics,
+        "model_name": model.name,
+        "model_version": str(model.version),
+        "feature_set_version": fs.version,
+        "feed_semantics": semantics,
+        "scored_at": scored_at,
+        "decided_by": decided_by,
+        "logged_at": logged_at,
+    }
+    out = []
+    for i, row in enumerate(rows):
+        features = dict(zip(names, (v[i] for v in values), strict=True))
+        entry = {
+            **{c: row.get(c) for c in TRANSACTION_SCHEMA},
+            **fixed,
+            "arrived_at": row["arrived_at"],
+            "batch_hour": row["batch_hour"],
+            "label_is_fraud": row.get("is_fraud"),
+            **{c: v[i] for c, v in columns.items()},
+            "client": clients[i],
+            "server_ms": server_ms[i],
+            "features_json": json.dumps(features, separators=(",", ":")),
+        }
+        out.append({c: _cast(entry[c], t) for c, t in DECISION_LOG_SCHEMA.items()})
+    return out
+
+
+_FEATURE_KEYS = ("trans_num", "cc_num", "event_time")
+_CASTS: dict[type[pl.DataType], Callable[[object], object]] = {
+    pl.String: str,
+    pl.Float64: float,
+    pl.Int64: int,
+    pl.Int8: int,
+    pl.Boolean: bool,
+    pl.Datetime: lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000),
+}
+
+
+def _cast(value: object, dtype: pl.DataType) -> object:
+    """``value`` as a frame of ``dtype`` holds it (None stays None)."""
+    return None if value is None else _CASTS[type(dtype)](value)
+
+
+def record_rows(wh: Warehouse, rows: list[dict[str, object]]) -> set[str]:
+    """``record`` of ``vector_log_rows``' rows (distinct ``trans_num``)."""
+    columns = list(DECISION_LOG_SCHEMA)
+    return wh.insert_new_rows(LOG_TABLE, columns, [tuple(r[c] for c in columns) for r in rows])
 
 
 def record(wh: Warehouse, frame: pl.DataFrame) -> set[str]:

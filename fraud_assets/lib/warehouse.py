@@ -95,14 +95,21 @@ class Dialect(ABC):
         """Values as the driver takes them as parameters."""
         return frame
 
-    def insert_returning(self, conn: Any, head: str, tail: str, frame: pl.DataFrame) -> set[str]:
-        """``head VALUES (...) tail`` for every row of ``frame``, in multi-row statements; the
-        first column of what they return."""
-        row = "(" + ", ".join(self.mark for _ in frame.columns) + ")"
+    def encode_value(self, value: object) -> object:
+        """One Python value as the driver takes it (what ``encode`` does to a column)."""
+        return value
+
+    def insert_returning(self, conn: Any, head: str, tail: str, rows: list[tuple]) -> set[str]:
+        """``head VALUES (...) tail`` for every row, in multi-row statements; the first
+        column of what they return."""
+        width = len(rows[0])
+        row = "(" + ", ".join(self.mark for _ in range(width)) + ")"
+        step = max(1, MAX_PARAMETERS // width)
         new: set[str] = set()
-        for chunk in frame.iter_slices(max(1, MAX_PARAMETERS // len(frame.columns))):
-            values = ", ".join(row for _ in range(chunk.height))
-            params = [v for r in chunk.iter_rows() for v in r]
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            values = ", ".join(row for _ in chunk)
+            params = [v for r in chunk for v in r]
             new |= {r[0] for r in conn.execute(f"{head} VALUES {values} {tail}", params)}
         return new
 
@@ -156,6 +163,13 @@ class SqliteDialect(Dialect):
             pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.3f"),
             pl.col(pl.Boolean).cast(pl.Int8),
         )
+
+    def encode_value(self, value: object) -> object:
+        if isinstance(value, dt.datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+        if isinstance(value, bool):
+            return int(value)
+        return value
 
     def load(
         self, conn: sqlite3.Connection, table: str, frame: pl.DataFrame, key: str, update: bool
@@ -245,13 +259,13 @@ class PostgresDialect(Dialect):
         if not exists:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
 
-    def insert_returning(self, conn: Any, head: str, tail: str, frame: pl.DataFrame) -> set[str]:
+    def insert_returning(self, conn: Any, head: str, tail: str, rows: list[tuple]) -> set[str]:
         """One prepared one-row statement, executed for every row in a pipeline: psycopg would
         spend more parsing a many-row statement's placeholders than the server does on it."""
-        marks = ", ".join("%s" for _ in frame.columns)
+        marks = ", ".join("%s" for _ in rows[0])
         new: set[str] = set()
         with conn.cursor() as cur:
-            cur.executemany(f"{head} VALUES ({marks}) {tail}", frame.rows(), returning=True)
+            cur.executemany(f"{head} VALUES ({marks}) {tail}", rows, returning=True)
             while True:
                 new |= {r[0] for r in cur.fetchall()}
                 if not cur.nextset():
@@ -415,14 +429,27 @@ class Warehouse:
         transaction (a group commit), and return the keys that were new; a row whose key is
         stored already changes nothing."""
         frame = frame.unique(subset=[key], keep="first", maintain_order=True)
-        if frame.height == 0:
+        return self._insert_new(table, frame.columns, self.dialect.encode(frame).rows(), key)
+
+    def insert_new_rows(
+        self, table: str, columns: Sequence[str], rows: list[tuple], key: str = "trans_num"
+    ) -> set[str]:
+        """``insert_new`` of rows of Python values in ``columns``' order, with distinct keys
+        (no frame to build: what a small batch of the decision service can afford)."""
+        encode = self.dialect.encode_value
+        return self._insert_new(table, columns, [tuple(map(encode, r)) for r in rows], key)
+
+    def _insert_new(
+        self, table: str, columns: Sequence[str], rows: list[tuple], key: str
+    ) -> set[str]:
+        if not rows:
             return set()
         d = self.dialect
-        cols = [_check_ident(c) for c in frame.columns]
+        cols = [_check_ident(c) for c in columns]
         head = f"INSERT INTO {d.table(table)} ({', '.join(chr(34) + c + chr(34) for c in cols)})"
         tail = f'ON CONFLICT ("{_check_ident(key)}") DO NOTHING RETURNING "{key}"'
         with d.connect() as conn:
-            return d.insert_returning(conn, head, tail, d.encode(frame))
+            return d.insert_returning(conn, head, tail, rows)
 
     def upsert(
         self,

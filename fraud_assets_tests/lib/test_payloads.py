@@ -204,3 +204,16 @@ def test_a_key_no_store_could_hold_is_still_ledgered_not_raised() -> None:
     key = "landing/transactions/hour=2024-10-28-16/\udcff.json"  # a non-UTF-8 file name
     batch = parse_payloads([(key, b"x"), (landing_key(ARRIVED), body_of([GOOD_ROW]))])
     assert batch.ledger.height == 2 and batch.rows.height == 1
+
+
+def test_the_untypable_characters_are_the_control_categories_and_the_bidi_overrides() -> None:
+    """The one compiled class ``check_string`` searches equals what ``unicodedata`` says."""
+    import unicodedata
+
+    from fraud_assets.lib.payloads import _BIDI, _UNTYPABLE
+
+    every = (chr(i) for i in range(0x110000))
+    wanted = {c for c in every if unicodedata.category(c) in ("Cc", "Zl", "Zp")} | _BIDI
+    found = {chr(i) for i in range(0x110000) if _UNTYPABLE.fullmatch(chr(i))}
+    assert found == wanted
+    assert len(wanted) == 76

@@ -21,6 +21,7 @@ import polars as pl
 
 from fraud_assets.lib.features import history, profile
 from fraud_assets.lib.features.catalog import FAMILIES, FEATURE_FAMILY, FEATURE_LABELS
+from fraud_assets.lib.features.vectors import Vec
 
 __all__ = [
     "FAMILIES",
@@ -65,6 +66,24 @@ class FeatureSet:
         if self.uses_profiles:
             return profile.serving_features(rows, state)
         return history.features_with_history(rows, state)
+
+    @property
+    def has_vectors(self) -> bool:
+        """Whether ``serving_vectors`` computes this set (the profile features do)."""
+        return self.uses_profiles
+
+    def serving_vectors(
+        self, rows: dict[str, list], state: dict[str, pl.DataFrame]
+    ) -> dict[str, Vec]:
+        """``serving_features`` of a few rows on numpy: ``rows`` as columns of Python values,
+        ``state`` each card's state frame (``profile.serving_vectors``)."""
+        if not self.has_vectors:
+            raise NotImplementedError(f"{self.version} is computed by polars only")
+        return profile.serving_vectors(rows, state)
+
+    def vector_matrix(self, vectors: dict[str, Vec]) -> np.ndarray:
+        """``matrix`` of ``serving_vectors``' output."""
+        return np.column_stack([vectors[name].to_float() for name in self.features])
 
     def build_state(self, history_rows: pl.DataFrame) -> pl.DataFrame:
         """The card state that serving reads after ``history_rows``: the profile table

@@ -19,10 +19,14 @@ and serving compute the same thing. No label ever enters a profile.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 
-from fraud_assets.lib.features.row import CLOCK_FREE, row_features
+from fraud_assets.lib.features.row import CLOCK_FREE, clock_free_vectors, row_features
+from fraud_assets.lib.features.vectors import Vec
 
 #: The category key of a card's all-category profile row.
 ALL_CATEGORIES = "*"
@@ -132,26 +136,27 @@ def _prefixed(frame: pl.DataFrame, prefix: str) -> pl.DataFrame:
     )
 
 
-def _features() -> list[pl.Expr]:
+def _formulas(col: Callable[[str], Any]) -> dict[str, Any]:
     """The row-against-profile features, from ``c_*`` (card) and ``k_*`` (card and category)
-    aggregate columns; a card or category never seen gives the neutral value."""
-    amt = pl.col("amt").cast(pl.Float64)
+    aggregate columns; a card or category never seen gives the neutral value. Written once
+    for both column kinds: ``col`` is ``pl.col`` (expressions) or a ``Vec`` getter (numpy)."""
+    amt = col("amt").cast(pl.Float64)
     log_amt = amt.log1p()
 
-    def mean(p: str, stat: str) -> pl.Expr:
-        return pl.col(f"{p}{stat}") / pl.col(f"{p}n")
+    def mean(p: str, stat: str) -> Any:
+        return col(f"{p}{stat}") / col(f"{p}n")
 
-    def std(p: str, total: str, squares: str) -> pl.Expr:
+    def std(p: str, total: str, squares: str) -> Any:
         return (mean(p, squares) - mean(p, total).pow(2)).clip(lower_bound=0.0).sqrt()
 
-    c_n, k_n = pl.col("c_n").fill_null(0.0), pl.col("k_n").fill_null(0.0)
-    exprs = {
+    c_n, k_n = col("c_n").fill_null(0.0), col("k_n").fill_null(0.0)
+    return {
         "card_tx_count": c_n,
         "amt_vs_card_mean": (amt / mean("c_", "amt_sum").clip(lower_bound=1.0)).fill_null(1.0),
         "amt_log_zscore": (
             (log_amt - mean("c_", "log_sum")) / std("c_", "log_sum", "log_sumsq").clip(0.1)
         ).fill_null(0.0),
-        "amt_vs_card_max": (amt / pl.col("c_amt_max").clip(lower_bound=1.0)).fill_null(1.0),
+        "amt_vs_card_max": (amt / col("c_amt_max").clip(lower_bound=1.0)).fill_null(1.0),
         "category_share": k_n / c_n.clip(lower_bound=1.0),
         "is_new_category": (k_n == 0).cast(pl.Int8),
         "category_tx_count": k_n,
@@ -162,17 +167,23 @@ def _features() -> list[pl.Expr]:
         "amt_zscore_category": (
             (amt - mean("k_", "amt_sum")) / std("k_", "amt_sum", "amt_sumsq").clip(1.0)
         ).fill_null(0.0),
-        "amt_vs_category_max": (amt / pl.col("k_amt_max").clip(lower_bound=1.0)).fill_null(1.0),
+        "amt_vs_category_max": (amt / col("k_amt_max").clip(lower_bound=1.0)).fill_null(1.0),
         "card_night_share": mean("c_", "night_n").fill_null(0.0),
-        "card_categories": pl.col("c_n_categories").fill_null(0.0),
+        "card_categories": col("c_n_categories").fill_null(0.0),
         "card_log_mean": mean("c_", "log_sum").fill_null(0.0),
         "card_log_std": std("c_", "log_sum", "log_sumsq").fill_null(0.0),
         "card_big_share": mean("c_", "big_n").fill_null(0.0),
         "card_night_mean_amt": (
-            pl.col("c_night_amt_sum") / pl.col("c_night_n").clip(lower_bound=1.0)
+            col("c_night_amt_sum") / col("c_night_n").clip(lower_bound=1.0)
         ).fill_null(0.0),
     }
-    return [exprs[name].alias(name) for name in PROFILE_FEATURES]
+
+
+@functools.cache
+def _features() -> tuple[pl.Expr, ...]:
+    """The profile features as polars expressions (built once)."""
+    exprs = _formulas(pl.col)
+    return tuple(exprs[name].alias(name) for name in PROFILE_FEATURES)
 
 
 def _finish(joined: pl.DataFrame) -> pl.DataFrame:
@@ -223,3 +234,33 @@ def training_features(rows: pl.DataFrame, lag: dt.timedelta) -> pl.DataFrame:
             check_sortedness=False,
         ).drop("_state_time")
     return _finish(joined)
+
+
+def serving_vectors(rows: dict[str, list], profiles: dict[str, pl.DataFrame]) -> dict[str, Vec]:
+    """``serving_features`` for a small batch, on numpy: ``rows`` are columns of Python values
+    (``cc_num``, ``category``, ``amt`` and the row features' inputs) and ``profiles`` each
+    card's profile rows (``PROFILE_SCHEMA``; a card with none may be absent). The same
+    formulas as the polars path (``_formulas``, ``row.clock_free_vectors``), held identical to
+    it by the parity tests. Returns every feature, by name."""
+    stats = {f"{p}{s}": [] for p in ("c_", "k_") for s in STATS}
+    cards = {card: _profile_rows(profiles.get(card)) for card in set(rows["cc_num"])}
+    for card, category in zip(rows["cc_num"], rows["category"], strict=True):
+        found = cards[card]
+        for prefix, key in (("c_", ALL_CATEGORIES), ("k_", category)):
+            row = found.get(key) if key != ALL_CATEGORIES or prefix == "c_" else None
+            for i, s in enumerate(STATS):
+                stats[f"{prefix}{s}"].append(None if row is None else row[i])
+    columns = {name: Vec.of(values) for name, values in stats.items()}
+    columns["amt"] = Vec.of(rows["amt"])
+    profile = _formulas(columns.__getitem__)
+    return {**clock_free_vectors(rows), **{name: profile[name] for name in PROFILE_FEATURES}}
+
+
+def _profile_rows(frame: pl.DataFrame | None) -> dict[str, tuple]:
+    """A card's profile rows by category: the ``STATS`` values of each (no polars query:
+    ``rows`` is a copy, ``select`` a query)."""
+    if frame is None or frame.height == 0:
+        return {}
+    names = frame.columns
+    category, stats = names.index("category"), [names.index(s) for s in STATS]
+    return {row[category]: tuple(row[i] for i in stats) for row in frame.rows()}
