@@ -32,7 +32,7 @@ test: $(STAMP) ## Everything: the fast tier first (stops on a failure), then ser
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.ops.yml
 	$(PYTEST) -m "$(FAST)" -x
 	.ci/ensure-chromium
-	$(PYTEST) --dist loadfile -m "not ($(FAST))"
+	$(PYTEST) --dist loadfile -m "not ($(FAST))" --durations=25
 
 test-fast: $(STAMP) ## The tests that need no server, no dagster dev and no trained platform (< 2 min)
 	$(BIN)/ruff check .

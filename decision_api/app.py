@@ -2,7 +2,7 @@
 
 ``create_app`` builds it from the settings (tests build it with their own). Routes parse,
 authenticate, hand the transactions to the micro-batcher and answer; the decisions themselves
-are ``lib/serving.score_rows``'s, recorded in the decision log before the answer leaves.
+are ``lib/deciding.py``'s, recorded in the decision log before the answer leaves.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def build_service(settings: Settings, host: str, champion: LiveChampion | None =
         max_batch=settings.decision_max_batch,
         max_wait=settings.decision_batch_wait_ms / 1000,
         max_queue=settings.decision_queue_size,
+        workers=settings.decision_batch_workers,
         on_batch=metrics.batch_size.observe,
     )
     return Service(

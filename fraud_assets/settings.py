@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     decision_queue_size: int = Field(
         20_000, gt=0, validation_alias=_var("FRAUD_DECISION_QUEUE_SIZE")
     )
+    decision_batch_workers: int = Field(
+        2, gt=0, validation_alias=_var("FRAUD_DECISION_BATCH_WORKERS")
+    )
     decision_card_cache: int = Field(100_000, validation_alias=_var("FRAUD_DECISION_CARD_CACHE"))
 
     # --- the stream path (python -m decision_api consume) ------------------------------------

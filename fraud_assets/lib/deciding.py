@@ -2,8 +2,10 @@
 path, recorded in the decision log before anyone is answered.
 
 The decision service (HTTP) and the stream consumer both call ``Decider.decide``: the
-champion's ``lib/serving.score_rows`` (card state, features, calibrated probability, the
-expected-cost rule), then one group commit of the batch to the log. A transaction decided
+champion's serving path (card state, features, calibrated probability, the expected-cost rule),
+then one group commit of the batch to the log. For feeds whose features have a numpy path
+(arrival) that is ``lib/serving.score_vectors``, held identical to ``score_rows`` by the parity
+tests; otherwise ``score_rows`` itself. A transaction decided
 before (a client's retry, a broker's redelivery, another replica) is answered with its first,
 logged decision, so every ``trans_num`` has exactly one.
 """
