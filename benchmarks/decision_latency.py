@@ -10,7 +10,8 @@ always built from the whole file; the service started as a process of its own on
 Then, in this order, with nothing else of the benchmark's running:
 
 1. the floors, in this process before the service starts: one row through the champion's
-   ``predict_proba`` and through the fast runtime (``benchmarks.inference.floors``);
+   ``predict_proba`` and through the fast runtime (``benchmarks.inference.floors``); then what
+   each step of a decision costs, for batches of 1 and 10 (``benchmarks.decision_steps``);
 2. for each of ``--rates``: ``POST /v1/decisions`` for ``--seconds`` at that rate, open loop
    (``benchmarks.openloop``, in a process of its own: requests sent on schedule whatever the
    answers, latency from each request's due time), every request a transaction of its own
@@ -31,7 +32,7 @@ handler to its decision; the log commit and HTTP are outside it); the Prometheus
 bucket holding the p99 (which includes the log commit) is in the detail line.
 
 Prints progress, then one JSON line of details (every phase in full), and last one JSON line:
-machine, rates, max_sustained, batch, floors, logged. ``--quick`` runs it all in about two
+machine, rates, max_sustained, batch, floors, logged, steps. ``--quick`` runs it all in about two
 minutes (short phases, a small training sample): a check that it works, not the figures.
 """
 
@@ -54,6 +55,7 @@ import orjson
 import polars as pl
 import requests
 
+from benchmarks.decision_steps import step_costs
 from benchmarks.harness import ROOT, card_sample, start, stop, stop_on_sigterm
 from benchmarks.machine import describe
 from benchmarks.openloop import machine_cpu
@@ -427,6 +429,10 @@ def main(argv: list[str] | None = None) -> dict:
         seeded = seed(root, args.data_dir, args.database_url, schema, args.train_rows)
         floors = model_floors(seeded)
         print("floors:", json.dumps(floors), flush=True)
+        steps = step_costs(
+            args.data_dir, seeded.tracking_uri, seeded.cache_dir, args.database_url, schema
+        )
+        print("steps:", json.dumps(steps), flush=True)
         bodies = root / "bodies.jsonl"
         details["test_rows"] = write_bodies(args.data_dir, bodies)
         port = free_port()
@@ -489,6 +495,7 @@ def main(argv: list[str] | None = None) -> dict:
             "runtime_one_row_ms": floors["runtime_one_row_ms"],
         },
         "logged": record,
+        "steps": steps,
     }
     details["floors"] = floors
     details["goals"] = goals(summary)

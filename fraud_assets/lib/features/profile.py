@@ -242,25 +242,33 @@ def serving_vectors(rows: dict[str, list], profiles: dict[str, pl.DataFrame]) ->
     card's profile rows (``PROFILE_SCHEMA``; a card with none may be absent). The same
     formulas as the polars path (``_formulas``, ``row.clock_free_vectors``), held identical to
     it by the parity tests. Returns every feature, by name."""
-    stats = {f"{p}{s}": [] for p in ("c_", "k_") for s in STATS}
     cards = {card: _profile_rows(profiles.get(card)) for card in set(rows["cc_num"])}
+    blank = (None,) * len(PROFILE_SCHEMA)
+    found = []  # each row's (card profile, card-and-category profile), blank when never seen
     for card, category in zip(rows["cc_num"], rows["category"], strict=True):
-        found = cards[card]
-        for prefix, key in (("c_", ALL_CATEGORIES), ("k_", category)):
-            row = found.get(key) if key != ALL_CATEGORIES or prefix == "c_" else None
-            for i, s in enumerate(STATS):
-                stats[f"{prefix}{s}"].append(None if row is None else row[i])
-    columns = {name: Vec.of(values) for name, values in stats.items()}
+        by_category = cards[card]
+        card_row = by_category.get(ALL_CATEGORIES, blank)
+        own = blank if category == ALL_CATEGORIES else by_category.get(category, blank)
+        found.append((card_row, own))
+    columns = {}
+    for side, prefix in ((0, "c_"), (1, "k_")):
+        for s in STATS:
+            i = _STAT_INDEX[s]
+            columns[f"{prefix}{s}"] = Vec.of([pair[side][i] for pair in found])
     columns["amt"] = Vec.of(rows["amt"])
     profile = _formulas(columns.__getitem__)
     return {**clock_free_vectors(rows), **{name: profile[name] for name in PROFILE_FEATURES}}
 
 
+#: Where each profile column sits in a ``PROFILE_SCHEMA`` row.
+_STAT_INDEX = {name: i for i, name in enumerate(PROFILE_SCHEMA)}
+_CATEGORY_INDEX = _STAT_INDEX["category"]
+
+
 def _profile_rows(frame: pl.DataFrame | None) -> dict[str, tuple]:
-    """A card's profile rows by category: the ``STATS`` values of each (no polars query:
-    ``rows`` is a copy, ``select`` a query)."""
+    """A card's profile rows (``PROFILE_SCHEMA`` order) by category."""
     if frame is None or frame.height == 0:
         return {}
-    names = frame.columns
-    category, stats = names.index("category"), [names.index(s) for s in STATS]
-    return {row[category]: tuple(row[i] for i in stats) for row in frame.rows()}
+    if frame.columns != list(PROFILE_SCHEMA):
+        frame = frame.select(PROFILE_SCHEMA)
+    return {row[_CATEGORY_INDEX]: row for row in frame.rows()}
