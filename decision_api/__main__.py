@@ -82,7 +82,7 @@ def serve(argv: list[str]) -> int:
         }
     )
     try:
-        app = create_app(settings, host=args.host)
+        app = create_app(settings, host=args.host, settle=True)
     except (InsecureStartup, ClientsError) as exc:
         print(f"decision_api: {exc}", file=sys.stderr)
         return 2

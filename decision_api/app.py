@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -73,6 +74,15 @@ def refresh(parts: Deciding) -> None:
     parts.state.check()
 
 
+def settle_heap() -> None:
+    """Once the champion is loaded: collect, then move every object alive now (modules, the
+    model) out of the collector's reach, so that its full passes scan only what requests
+    allocate: those passes were the tail of the latency (``docs/benchmarks.md``). Frozen
+    objects are still freed by reference counting."""
+    gc.collect()
+    gc.freeze()
+
+
 def follow(parts: Deciding, interval: float, stop: threading.Event) -> threading.Thread:
     """``refresh`` every ``interval`` seconds until ``stop``, in a daemon thread."""
 
@@ -130,8 +140,10 @@ def create_app(
     host: str = "127.0.0.1",
     champion: LiveChampion | None = None,
     following: bool = True,
+    settle: bool = False,
 ) -> FastAPI:
-    """The ASGI app. ``following`` runs the champion follower (tests may refresh by hand)."""
+    """The ASGI app. ``following`` runs the champion follower (tests may refresh by hand);
+    ``settle`` calls ``settle_heap`` once started (a service process of its own does)."""
     svc = build_service(settings, host, champion)
 
     @contextlib.asynccontextmanager
@@ -141,6 +153,8 @@ def create_app(
         if following:
             await asyncio.to_thread(refresh, svc)
             follow(svc, settings.decision_refresh_seconds, stop)
+        if settle:
+            settle_heap()
         yield
         stop.set()
         await svc.batcher.stop()

@@ -245,12 +245,13 @@ async def serve_stream(settings, metrics_host: str | None = None) -> None:  # no
 
     from prometheus_client import start_http_server
 
-    from decision_api.app import follow, refresh
+    from decision_api.app import follow, refresh, settle_heap
 
     consumer, parts = build_consumer(settings)
     stop = threading.Event()
     await asyncio.to_thread(refresh, parts)
     follow(parts, settings.decision_refresh_seconds, stop)
+    settle_heap()
     await consumer.stream.start()
     # Metrics answer once the worker is in its group with a champion: a readiness signal too.
     host = metrics_host or settings.stream_metrics_host
