@@ -97,8 +97,10 @@ def test_a_worker_killed_under_load_loses_and_duplicates_no_answered_decision(
     port = free_port()
     with Load([f"http://127.0.0.1:{port}"], work) as load:
         with service(deployment, port) as (_, proc):
-            time.sleep(3.0)
-            os.killpg(proc.pid, signal.SIGKILL)  # mid-load: requests in flight are cut off
+            deadline = time.monotonic() + 60
+            while len(load.answered) < len(work) // 4 and time.monotonic() < deadline:
+                time.sleep(0.01)  # a quarter answered: the kill lands mid-load, however fast
+            os.killpg(proc.pid, signal.SIGKILL)  # requests in flight are cut off
             proc.wait()
             before = dict(load.answered)
         with service(deployment, port):
