@@ -31,9 +31,9 @@ from fraud_assets.lib.schema import TRANSACTION_SCHEMA
 from fraud_assets.lib.serving import (
     CardStateSource,
     ServingModel,
+    fast_path_serves,
     score_rows,
     score_vectors,
-    scores_vectors,
 )
 from fraud_assets.lib.warehouse import Warehouse
 
@@ -108,7 +108,7 @@ class Decider:
         loaded = self.champion.current()
         first = {r.row["trans_num"]: r for r in reversed(requests)}  # the first of each id
         todo = list(reversed(first.values()))
-        if self.vectors and scores_vectors(loaded.model):
+        if self.vectors and fast_path_serves(loaded.model):
             logged = self._log_vectors(loaded.model, todo)
             new = decision_log.record_rows(self.warehouse, logged)
         else:
@@ -186,14 +186,12 @@ class Decider:
         )
 
     def _row(self, request: Request) -> dict[str, object]:
-        """``_frame``'s row of one request, as Python values."""
-        arrived = request.arrived_at.replace(
-            microsecond=request.arrived_at.microsecond // 1000 * 1000
-        )
+        """``_frame``'s row of one request, as Python values (``vector_log_rows`` casts them
+        as the frame does)."""
         return {
             **{c: request.row.get(c) for c in TRANSACTION_SCHEMA},
-            "arrived_at": arrived,
-            "batch_hour": arrived.strftime(HOUR_FORMAT),
+            "arrived_at": request.arrived_at,
+            "batch_hour": request.arrived_at.strftime(HOUR_FORMAT),
         }
 
     def _answers(self, logged: list[dict[str, object]], new: set[str]) -> list[Decision]:

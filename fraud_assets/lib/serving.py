@@ -177,7 +177,7 @@ class Scores:
     expected_loss: np.ndarray
 
 
-def scores_vectors(model: ServingModel) -> bool:
+def fast_path_serves(model: ServingModel) -> bool:
     """Whether ``score_vectors`` can score for ``model``: its features have a numpy path and
     the model a fast runtime (scikit-learn needs a frame)."""
     return model.runtime is not None and model.feature_set.has_vectors
@@ -190,7 +190,7 @@ def score_vectors(
     ``state`` each card's state frame. The same features (``FeatureSet.serving_vectors``),
     runtime, calibration and rule, held identical to ``score_rows`` by the parity tests; a
     polars query costs about a millisecond however few its rows, this a few microseconds a
-    row. Only where ``scores_vectors(model)``."""
+    row. Only where ``fast_path_serves(model)``."""
     ensure_servable(model, semantics)
     if model.runtime is None:
         raise ValueError("score_vectors needs the model's fast runtime")

@@ -96,7 +96,7 @@ class Dialect(ABC):
         return frame
 
     def encode_value(self, value: object) -> object:
-        """One Python value as the driver takes it (what ``encode`` does to a column)."""
+        """One Python value as the driver takes it (as ``encode`` does a column)."""
         return value
 
     def insert_returning(self, conn: Any, head: str, tail: str, rows: list[tuple]) -> set[str]:
@@ -429,27 +429,22 @@ class Warehouse:
         transaction (a group commit), and return the keys that were new; a row whose key is
         stored already changes nothing."""
         frame = frame.unique(subset=[key], keep="first", maintain_order=True)
-        return self._insert_new(table, frame.columns, self.dialect.encode(frame).rows(), key)
+        return self.insert_new_rows(table, frame.columns, frame.rows(), key)
 
     def insert_new_rows(
         self, table: str, columns: Sequence[str], rows: list[tuple], key: str = "trans_num"
     ) -> set[str]:
         """``insert_new`` of rows of Python values in ``columns``' order, with distinct keys
         (no frame to build: what a small batch of the decision service can afford)."""
-        encode = self.dialect.encode_value
-        return self._insert_new(table, columns, [tuple(map(encode, r)) for r in rows], key)
-
-    def _insert_new(
-        self, table: str, columns: Sequence[str], rows: list[tuple], key: str
-    ) -> set[str]:
         if not rows:
             return set()
         d = self.dialect
         cols = [_check_ident(c) for c in columns]
         head = f"INSERT INTO {d.table(table)} ({', '.join(chr(34) + c + chr(34) for c in cols)})"
         tail = f'ON CONFLICT ("{_check_ident(key)}") DO NOTHING RETURNING "{key}"'
+        values = [tuple(map(d.encode_value, r)) for r in rows]
         with d.connect() as conn:
-            return d.insert_returning(conn, head, tail, rows)
+            return d.insert_returning(conn, head, tail, values)
 
     def upsert(
         self,

@@ -24,8 +24,13 @@ from fraud_assets.lib.generator import GeneratorConfig, generate_transactions
 from fraud_assets.lib.model import TrainParams, train
 from fraud_assets.lib.payloads import Limits
 from fraud_assets.lib.schema import training_csv_to_canonical
-from fraud_assets.lib.serving import FrameState, ServingModel, score_rows, score_vectors
-from fraud_assets.lib.serving import scores_vectors as has_fast_path
+from fraud_assets.lib.serving import (
+    FrameState,
+    ServingModel,
+    fast_path_serves,
+    score_rows,
+    score_vectors,
+)
 from fraud_assets.lib.warehouse import Warehouse
 from fraud_assets_tests.helpers.service import body_of
 
@@ -158,7 +163,7 @@ def test_the_fast_path_decides_and_logs_exactly_as_score_rows(
     that takes the fast path wherever it can and from one that never does."""
     history, live = data
     model = models[semantics]
-    assert has_fast_path(model) == (semantics == "arrival")
+    assert fast_path_serves(model) == (semantics == "arrival")
     state = FrameState(model.feature_set.build_state(history))
     # The log rows, batch by batch: fewer rows than above (where 10,000 and more are compared
     # feature by feature), and fewer still without a fast path (the same code twice).
