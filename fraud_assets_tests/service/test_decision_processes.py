@@ -140,8 +140,8 @@ def test_two_replicas_share_one_log_and_both_follow_the_champion(
     halves,
     models,  # noqa: ANN001
 ) -> None:
-    """Load on two processes while a new champion is registered; once the refresh interval
-    has passed, both serve it. Every answered decision is in the one log, once."""
+    """Load on two processes while a new champion is registered; both then serve it, and
+    every request after goes to it. Every answered decision is in the one log, once."""
     work = bodies(halves[1].head(300), 3, "r")
     interval = float(deployment.env["FRAUD_DECISION_REFRESH_SECONDS"])
     with service(deployment) as (one, _), service(deployment) as (two, _):
@@ -151,7 +151,11 @@ def test_two_replicas_share_one_log_and_both_follow_the_champion(
             )
             promoted = time.monotonic()
             during.join()
-        time.sleep(max(0.0, promoted + 2 * interval - time.monotonic()))
+        for url in (one, two):  # each checks every interval, then loads the model beside its own
+            deadline = promoted + interval + 60
+            while requests.get(f"{url}/readyz", timeout=10).json()["model_version"] != second:
+                assert time.monotonic() < deadline, f"{url} never served v{second}"
+                time.sleep(0.1)
         with Load([one, two], work[600:]) as later:
             later.join()
     assert not during.errors and not later.errors, (during.errors + later.errors)[:5]
