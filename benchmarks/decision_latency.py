@@ -25,7 +25,8 @@ Then, in this order, with nothing else of the benchmark's running:
 5. the decision log read back from PostgreSQL: how many of the trans_nums answered with a 2xx
    are in it, and how many trans_nums it holds twice.
 
-The service's CPU percent (100 = one core) is read from /proc/<pid>/stat over each timed
+The service's CPU percent (100 = one core; its worker processes included, with
+``--service-args '--workers N'``) is read from /proc/<pid>/stat over each timed
 window, with the generator's own and the whole machine's. ``server_p99_ms`` is the p99 of the
 ``server_ms`` field of the answers (the service's time from the request's arrival in the
 handler to its decision; the log commit and HTTP are outside it); the Prometheus histogram's
@@ -56,7 +57,7 @@ import polars as pl
 import requests
 
 from benchmarks.decision_steps import step_costs
-from benchmarks.harness import ROOT, card_sample, start, stop, stop_on_sigterm
+from benchmarks.harness import ROOT, card_sample, process_tree, start, stop, stop_on_sigterm
 from benchmarks.machine import describe
 from benchmarks.openloop import machine_cpu
 from fraud_assets.testing.servers import free_port, wait_answering
@@ -205,7 +206,7 @@ class Bench:
         cmd = [
             sys.executable, "-m", "benchmarks.openloop", "--port", str(self.port),
             "--path", path, "--bodies", str(self.bodies), "--prefix", prefix,
-            "--watch-pid", str(self.pid), *extra,
+            "--watch-pid", ",".join(map(str, process_tree(self.pid))), *extra,
         ]  # fmt: skip
         if answered:
             file = self.out / f"answered-{prefix}.txt"

@@ -4,23 +4,27 @@ it against the seeded champion and the PostgreSQL schema before the service star
 For batches of 1 and of 10 transactions (rows of sparkov_test, their cards' state cached as
 the service caches it), the median and p99 per call, in ms, of: reading the card state from
 the cache, the features through the fast path (``serving_vectors``) and through polars
-(``serving_features``), the model's runtime, the log rows, the log's commit to PostgreSQL, and
-the whole ``Decider.decide`` through either path (every card's state cached first, as in a
-service that has run a while). The request's own HTTP and validation are
-outside (the no-op endpoint of ``decision_latency`` measures the server's floor).
+(``serving_features``), the model's runtime, the log rows, all of these together
+(``Decider.prepare``), the log's write to PostgreSQL as the service makes it (one statement on
+an event loop, its own transaction: a commit and its fsync), and the whole decision: as the
+service takes it (``Decider.decide_async``, with its CPU time) and through ``score_rows``'
+polars queries (every card's state cached first, as in a service that has run a while). The
+request's own HTTP and validation are outside (the no-op endpoint of ``decision_latency``
+measures the server's floor).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from itertools import count
 from pathlib import Path
 
 import polars as pl
+import uvloop
 
-from benchmarks.inference import time_calls
+from benchmarks.inference import WARM_UP, summary_ns, time_calls
 from fraud_assets.lib import decision_log
 from fraud_assets.lib.card_state import CachedState, WarehouseState
 from fraud_assets.lib.champion import LiveChampion
@@ -46,7 +50,7 @@ def step_costs(
     test = read_training_csv(data_dir / "sparkov_test.csv.gz").head(20_000)
     test = test.with_columns(pl.col("cc_num").cast(pl.String))
     model = champion.current().model
-    state.static_frames(model.feature_set, test["cc_num"].unique().to_list())  # as a warm service
+    state.vector_states(model.feature_set, test["cc_num"].unique().to_list())  # as a warm service
     rows = test.iter_rows(named=True)
     fresh = (f"step-{time.time_ns()}-{i}" for i in count())
     parts = Parts(champion, state, wh, rows, fresh, calls)
@@ -84,33 +88,55 @@ class Parts:
         cards = list(dict.fromkeys(r.row["cc_num"] for r in sample))
         todo = [self.vectors._row(r) for r in sample]
         columns = {c: [row.get(c) for row in todo] for c in todo[0]}
-        frames, profiles = state.static_frames(fs, cards), state.state_for(fs, cards)
+        frames, profiles = state.vector_states(fs, cards), state.state_for(fs, cards)
         frame = self.polars._frame(sample)
         scores = score_vectors(columns, frames, model, semantics="arrival")
         matrix = fs.vector_matrix(scores.features)
         log_args = (todo, scores, model, "arrival", "service", ["b"] * n, [1.0] * n)
 
-        def log_rows() -> list[dict]:
+        def log_rows() -> list[tuple]:
             return decision_log.vector_log_rows(*log_args, utc_now(), utc_now())
 
-        def commit() -> None:
-            logged = log_rows()
-            for row in logged:
-                row["trans_num"] = next(self.fresh)
-            decision_log.record_rows(self.wh, logged)
+        def fresh_log_rows() -> list[tuple]:
+            at = decision_log.AT["trans_num"]
+            return [(*r[:at], next(self.fresh), *r[at + 1 :]) for r in log_rows()]
 
-        fast, slow = self.batches(n), self.batches(n)
+        fast, slow, whole = self.batches(n), self.batches(n), self.batches(n)
         steps: dict[str, Callable[[], object]] = {
-            "card_state_cached": lambda: state.static_frames(fs, cards),
+            "card_state_cached": lambda: state.vector_states(fs, cards),
             "features_vectors": lambda: fs.serving_vectors(columns, frames),
             "features_polars": lambda: fs.serving_features(frame, profiles),
             "model_runtime": lambda: model.runtime.predict_raw(matrix),
             "log_rows": log_rows,
-            "log_commit_postgres": commit,
-            "decide_vectors": lambda: self.vectors.decide(next(fast)),
+            "prepare_vectors": lambda: self.vectors.prepare(next(fast)),
             "decide_polars": lambda: self.polars.decide(next(slow)),
         }
-        return {name: time_calls(step, self.calls) for name, step in steps.items()}
+        out = {name: time_calls(step, self.calls) for name, step in steps.items()}
+        # As the service runs them: on an event loop, the log written by its asynchronous pool
+        loops: dict[str, Callable[[], Awaitable[object]]] = {
+            "log_commit_postgres": lambda: decision_log.record_rows_async(
+                self.wh, fresh_log_rows()
+            ),
+            "decide_vectors": lambda: self.vectors.decide_async(next(whole)),
+        }
+        return out | uvloop.run(self._time_async(loops))
+
+    async def _time_async(
+        self, steps: dict[str, Callable[[], Awaitable[object]]]
+    ) -> dict[str, dict[str, float]]:
+        out = {}
+        for name, step in steps.items():
+            for _ in range(WARM_UP):
+                await step()
+            ns, cpu = [], time.process_time()
+            for _ in range(self.calls):
+                started = time.perf_counter_ns()
+                await step()
+                ns.append(time.perf_counter_ns() - started)
+            cpu_ms = (time.process_time() - cpu) / self.calls * 1000
+            out[name] = summary_ns(ns) | {"cpu_ms": round(cpu_ms, 4)}
+        await self.wh.aclose()
+        return out
 
 
 def _requests(

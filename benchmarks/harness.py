@@ -39,6 +39,18 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _exit)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process under it (a service's workers, say), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
 def stop(*procs: subprocess.Popen) -> None:
     """SIGTERM each process group, then SIGKILL what is still there after 30 s."""
     for proc in procs:

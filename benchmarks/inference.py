@@ -52,6 +52,11 @@ def time_calls(fn: Callable[[], object], calls: int) -> dict[str, float]:
         started = time.perf_counter_ns()
         fn()
         ns.append(time.perf_counter_ns() - started)
+    return summary_ns(ns)
+
+
+def summary_ns(ns: list[int]) -> dict[str, float]:
+    """Median and p99 of nanosecond timings, in ms."""
     q = statistics.quantiles(ns, n=100, method="inclusive")
     return {"p50_ms": round(statistics.median(ns) / 1e6, 4), "p99_ms": round(q[98] / 1e6, 4)}
 

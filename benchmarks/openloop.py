@@ -239,7 +239,9 @@ async def open_loop(gen: Generator, rate: float) -> float:
             gen.dispatch(i)
             i += 1
         if i < n:
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            # uvloop's timers count whole milliseconds: a shorter sleep would be no sleep at
+            # all, and the loop would spin a core waiting for the next due time
+            await asyncio.sleep(max(0.001, start + i / rate - time.perf_counter()))
     return start
 
 

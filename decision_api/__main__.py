@@ -38,6 +38,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         help=f"port (FRAUD_DECISION_PORT, now {s.decision_port})",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=s.decision_workers,
+        help="worker processes sharing the port, each with its own champion and core "
+        f"(FRAUD_DECISION_WORKERS, now {s.decision_workers}); a worker that dies is restarted",
+    )
+    p.add_argument(
         "--refresh-seconds",
         type=float,
         default=s.decision_refresh_seconds,
@@ -67,34 +74,45 @@ def _serve_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Options that are settings: each is handed to the worker processes as its variable.
+_OPTIONS = {
+    "host": "FRAUD_DECISION_HOST",
+    "port": "FRAUD_DECISION_PORT",
+    "workers": "FRAUD_DECISION_WORKERS",
+    "refresh_seconds": "FRAUD_DECISION_REFRESH_SECONDS",
+    "max_batch": "FRAUD_DECISION_MAX_BATCH",
+    "batch_wait_ms": "FRAUD_DECISION_BATCH_WAIT_MS",
+}
+
+
 def serve(argv: list[str]) -> int:
     import uvicorn
 
-    from decision_api.app import create_app
-    from decision_api.auth import ClientsError, InsecureStartup
+    from decision_api.auth import Clients, ClientsError, InsecureStartup
+    from decision_api.auth import require_clients_off_loopback as require_clients
 
     args = _serve_parser().parse_args(argv)
-    settings = load_settings().model_copy(
-        update={
-            "decision_refresh_seconds": args.refresh_seconds,
-            "decision_max_batch": args.max_batch,
-            "decision_batch_wait_ms": args.batch_wait_ms,
-        }
-    )
+    for option, variable in _OPTIONS.items():
+        os.environ[variable] = str(getattr(args, option))
+    settings = load_settings()
     try:
-        app = create_app(settings, host=args.host, settle=True)
+        require_clients(
+            Clients.parse(settings.decision_clients, settings.decision_disabled_clients), args.host
+        )
     except (InsecureStartup, ClientsError) as exc:
         print(f"decision_api: {exc}", file=sys.stderr)
         return 2
     uvicorn.run(
-        app,
+        "decision_api.app:from_environment",
+        factory=True,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         access_log=False,
         loop="uvloop",
         http="httptools",
-        forwarded_allow_ips="",
+        proxy_headers=False,  # no proxy is trusted: the client is the peer
     )
     return 0
 

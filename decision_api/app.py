@@ -13,19 +13,18 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Scope
 
-from decision_api import models
+from decision_api import hot, models
 from decision_api.auth import ANONYMOUS, Clients, bearer, require_clients_off_loopback
 from decision_api.batcher import MicroBatcher, Overloaded
-from decision_api.limits import BodyLimit
 from decision_api.metrics import Metrics
 from fraud_assets.lib import deciding
 from fraud_assets.lib.card_state import CachedState, WarehouseState
@@ -35,7 +34,7 @@ from fraud_assets.lib.deciding import Decider, Decision, RowChecker
 from fraud_assets.lib.payloads import PayloadError
 from fraud_assets.lib.ratelimit import RateLimiter, is_loopback
 from fraud_assets.lib.warehouse import Warehouse
-from fraud_assets.settings import Settings
+from fraud_assets.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +116,11 @@ def build_service(settings: Settings, host: str, champion: LiveChampion | None =
     parts = deciding_parts(settings, "service", champion)
     metrics = Metrics(parts.champion, lambda: (parts.state.hits, parts.state.misses))
     batcher = MicroBatcher(
-        parts.decider.decide,
+        parts.decider.decide_async,
         max_batch=settings.decision_max_batch,
         max_wait=settings.decision_batch_wait_ms / 1000,
         max_queue=settings.decision_queue_size,
-        workers=settings.decision_batch_workers,
+        in_flight=settings.decision_in_flight,
         on_batch=metrics.batch_size.observe,
     )
     return Service(
@@ -141,7 +140,7 @@ def create_app(
     champion: LiveChampion | None = None,
     following: bool = True,
     settle: bool = False,
-) -> FastAPI:
+) -> hot.HotPaths:
     """The ASGI app. ``following`` runs the champion follower (tests may refresh by hand);
     ``settle`` calls ``settle_heap`` once started (a service process of its own does)."""
     svc = build_service(settings, host, champion)
@@ -155,9 +154,14 @@ def create_app(
             follow(svc, settings.decision_refresh_seconds, stop)
         if settle:
             settle_heap()
-        yield
-        stop.set()
-        await svc.batcher.stop()
+        try:
+            yield
+        finally:
+            stop.set()
+            try:
+                await svc.batcher.stop()
+            finally:
+                await svc.warehouse.aclose()  # the loop's pool: its tasks would hold the loop
 
     app = FastAPI(
         title="Card fraud decision service",
@@ -168,33 +172,28 @@ def create_app(
         responses={401: {"model": models.Problem}, 403: {"model": models.Problem}},
     )
     app.state.service = svc
-    app.add_middleware(BodyLimit, max_bytes=settings.decision_max_body_bytes)
-    _errors(app, svc)
+    _declare(app)
     _routes(app, svc)
-    return app
+    return hot.HotPaths(app, _hot_routes(svc))
 
 
-def _errors(app: FastAPI, svc: Service) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        svc.metrics.errors.labels("invalid").inc()
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)
+def from_environment() -> hot.HotPaths:
+    """The app of one worker process of ``python -m decision_api``, from the settings (the
+    command line's options are in the environment by then)."""
+    settings = load_settings()
+    return create_app(settings, host=settings.decision_host, settle=True)
 
 
-def client_of(svc: Service):  # noqa: ANN201
-    """The dependency that says who is asking: 401 without a known token, 403 when disabled,
-    429 over the client's rate. With no clients configured (loopback only) everyone is
-    ``anonymous``."""
+def who_asks(svc: Service) -> Callable[[str | None], str]:
+    """Who is asking, from the Authorization header: 401 without a known token, 403 when
+    disabled, 429 over the client's rate. With no clients configured (loopback only) everyone
+    is ``anonymous``."""
 
-    async def client(request: Request) -> str:
+    def who(authorization: str | None) -> str:
         if not svc.clients:
             name = ANONYMOUS
         else:
-            token = bearer(request.headers.get("authorization"))
+            token = bearer(authorization)
             name = svc.clients.who(token) if token else None
             if name is None:
                 svc.metrics.errors.labels("unauthorized").inc()
@@ -210,11 +209,16 @@ def client_of(svc: Service):  # noqa: ANN201
             raise HTTPException(429, "rate limited", headers={"Retry-After": str(int(wait) + 1)})
         return name
 
-    return client
+    return who
 
 
-def _routes(app: FastAPI, svc: Service) -> None:
-    client = Depends(client_of(svc))
+#: The query parameter of a single decision, as documented.
+EXPLAIN = Query(False, description="Also say what moved the score, by family.")
+
+
+def _declare(app: FastAPI) -> None:
+    """The hot operations as the OpenAPI document shows them: their request and response
+    models. ``_hot_routes`` serves them (``decision_api/hot.py``)."""
     unavailable = {503: {"model": models.Problem}, 429: {"model": models.Problem}}
 
     @app.post(
@@ -223,15 +227,8 @@ def _routes(app: FastAPI, svc: Service) -> None:
         responses=unavailable,
         summary="Decide one transaction",
     )
-    async def decide_one(
-        tx: models.Transaction,
-        explain: bool = Query(False, description="Also say what moved the score, by family."),
-        who: str = client,
-    ) -> models.DecisionOut:
-        started = time.perf_counter()
-        [decision] = await _decide(svc, [tx], who, started, explain, "transaction")
-        svc.metrics.latency.labels("single").observe(time.perf_counter() - started)
-        return _out(decision)
+    def decide_one(transaction: models.Transaction, explain: bool = EXPLAIN) -> None:
+        """Approve or review one transaction, recorded in the decision log before the answer."""
 
     @app.post(
         "/v1/decisions/batch",
@@ -239,22 +236,48 @@ def _routes(app: FastAPI, svc: Service) -> None:
         responses=unavailable,
         summary="Decide several transactions",
     )
-    async def decide_batch(batch: models.BatchRequest, who: str = client) -> models.BatchOut:
-        started = time.perf_counter()
-        if len(batch.transactions) > svc.settings.decision_max_batch:
+    def decide_batch(batch: models.BatchRequest) -> None:
+        """Decide up to the configured batch size of transactions together."""
+
+    @app.post("/v1/noop", response_model=models.Noop, summary="Do nothing (the server's floor)")
+    def noop() -> None:
+        """Authenticate and read the body as the decisions do, and decide nothing: what the
+        server itself costs, for benchmarks."""
+
+
+def _hot_routes(svc: Service) -> dict[str, ASGIApp]:
+    """The hot operations' handlers: parse, decide, answer (``decision_api/hot.py``)."""
+    limit = svc.settings.decision_max_batch
+
+    async def one(scope: Scope, body: bytes, who: str, started: float) -> bytes:
+        tx = hot.parse(models.Transaction, body)
+        explain = hot.query_flag(scope, "explain")
+        [decision] = await _decide(svc, [tx], who, started, explain, "transaction")
+        svc.metrics.latency.labels("single").observe(time.perf_counter() - started)
+        return _out(decision).model_dump_json().encode()
+
+    async def batch(scope: Scope, body: bytes, who: str, started: float) -> bytes:
+        request = hot.parse(models.BatchRequest, body)
+        if len(request.transactions) > limit:
             svc.metrics.errors.labels("invalid").inc()
-            raise HTTPException(
-                422, f"at most {svc.settings.decision_max_batch} transactions per batch"
-            )
-        decisions = await _decide(svc, batch.transactions, who, started, False, "transactions")
+            raise HTTPException(422, f"at most {limit} transactions per batch")
+        decisions = await _decide(svc, request.transactions, who, started, False, "transactions")
         svc.metrics.latency.labels("batch").observe(time.perf_counter() - started)
-        return models.BatchOut(decisions=[_out(d) for d in decisions])
+        return models.BatchOut(decisions=[_out(d) for d in decisions]).model_dump_json().encode()
 
-    @app.post("/v1/noop", summary="Do nothing (the server's own floor, for benchmarks)")
-    async def noop(request: Request, who: str = client) -> dict:
-        await request.body()
-        return {"ok": True}
+    async def noop(scope: Scope, body: bytes, who: str, started: float) -> bytes:
+        return NOOP
 
+    who, size = who_asks(svc), svc.settings.decision_max_body_bytes
+    invalid = svc.metrics.errors.labels("invalid").inc
+    handlers = {"/v1/decisions": one, "/v1/decisions/batch": batch, "/v1/noop": noop}
+    return {path: hot.route(who, h, size, invalid) for path, h in handlers.items()}
+
+
+NOOP = models.Noop(ok=True).model_dump_json().encode()
+
+
+def _routes(app: FastAPI, svc: Service) -> None:
     @app.get("/healthz", response_model=models.Health, summary="The process is up")
     async def healthz() -> models.Health:
         return models.Health(status="ok")
@@ -312,11 +335,8 @@ async def _decide(
         try:
             row = svc.checker.check(values, arrived)
         except PayloadError as exc:
-            svc.metrics.errors.labels("invalid").inc()
             loc = ["body", *([where, i] if where == "transactions" else []), exc.field or "body"]
-            raise RequestValidationError(
-                [{"loc": tuple(loc), "msg": str(exc), "type": "value_error"}]
-            ) from None
+            raise hot.Invalid([{"loc": loc, "msg": str(exc), "type": "value_error"}]) from None
         requests.append(deciding.Request(row, who, started, arrived, explain))
     try:
         decisions = await svc.batcher.submit(requests)

@@ -1,20 +1,21 @@
-"""Dynamic micro-batching: concurrent requests decided together by one ``Decider.decide`` call.
+"""Dynamic micro-batching: concurrent requests decided together by one ``Decider.decide_async``.
 
 Requests wait in a bounded queue. The batcher takes everything waiting (up to ``max_batch``
 transactions), gives late-comers at most ``max_wait`` seconds to join when the queue was
-empty, and hands the batch to a worker thread; up to ``workers`` batches are in flight at
-once, so one batch is scored while the previous one commits to the decision log. Every
-request of a batch gets the batch's outcome: its decision, or the error that stopped the
-batch (nothing is answered that was not logged). A full queue refuses at once
-(``Overloaded``) rather than letting latency grow without bound.
+empty, and starts the batch's decision on the event loop; up to ``in_flight`` batches are
+under way at once, so the next batch is scored while the previous one's log write waits on the
+database. Everything runs on the loop's one thread: a thread per batch cost more in handing
+the interpreter lock back and forth than it saved (``docs/benchmarks.md``). Every request of
+a batch gets the batch's outcome: its decision, or the error that stopped the batch (nothing
+is answered that was not logged). A full queue refuses at once (``Overloaded``) rather than
+letting latency grow without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from fraud_assets.lib.deciding import Decision, Request
@@ -35,19 +36,19 @@ class MicroBatcher:
 
     def __init__(
         self,
-        decide: Callable[[Sequence[Request]], list[Decision]],
+        decide: Callable[[Sequence[Request]], Awaitable[list[Decision]]],
         max_batch: int = 100,
-        max_wait: float = 0.001,
+        max_wait: float = 0.0,
         max_queue: int = 20_000,
-        workers: int = 2,
+        in_flight: int = 2,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.decide, self.max_batch, self.max_wait = decide, max_batch, max_wait
-        self.max_queue, self.workers = max_queue, workers
+        self.max_queue, self.in_flight = max_queue, in_flight
         self.on_batch = on_batch or (lambda size: None)
         self._queue: asyncio.Queue[_Job] | None = None
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decide")
         self._task: asyncio.Task | None = None
+        self._batches: set[asyncio.Task] = set()
         self._waiting = 0
 
     def start(self) -> None:
@@ -55,11 +56,13 @@ class MicroBatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
+        """Stop taking batches; let those under way finish."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._pool.shutdown(wait=True)
+        if self._batches:
+            await asyncio.gather(*self._batches, return_exceptions=True)
 
     async def submit(self, requests: Sequence[Request]) -> list[Decision]:
         """The decisions on ``requests``, decided with whatever else is waiting."""
@@ -73,12 +76,13 @@ class MicroBatcher:
         return await future
 
     async def _run(self) -> None:
-        slots = asyncio.Semaphore(self.workers)
+        slots = asyncio.Semaphore(self.in_flight)
         while True:
             await slots.acquire()
             jobs = await self._collect()
             task = asyncio.create_task(self._decide(jobs))
-            task.add_done_callback(lambda _t: slots.release())
+            self._batches.add(task)
+            task.add_done_callback(lambda t: (self._batches.discard(t), slots.release()))
 
     async def _collect(self) -> list[_Job]:
         queue = self._queue
@@ -97,9 +101,8 @@ class MicroBatcher:
         requests = [r for job in jobs for r in job.requests]
         self._waiting -= len(requests)
         self.on_batch(len(requests))
-        loop = asyncio.get_running_loop()
         try:
-            decisions = await loop.run_in_executor(self._pool, self.decide, requests)
+            decisions = await self.decide(requests)
         except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
             for job in jobs:
                 if not job.future.done():

@@ -102,6 +102,7 @@ class StreamConsumer:
                     await self._handle_or_wait(messages)
         finally:
             await self.stream.close()
+            await self.decider.warehouse.aclose()
 
     async def _handle_or_wait(self, messages: list[Message]) -> None:
         try:
@@ -163,7 +164,7 @@ class StreamConsumer:
         if not parsed.requests:
             return [], [], []
         try:
-            decisions = await asyncio.to_thread(self.decider.decide, parsed.requests)
+            decisions = await self.decider.decide_async(parsed.requests)
             return list(zip(parsed.accepted, decisions, strict=True)), [], []
         except NotReady:
             raise
@@ -172,7 +173,7 @@ class StreamConsumer:
         decided, failed = [], []
         for request, message in zip(parsed.requests, parsed.accepted, strict=True):
             try:
-                [decision] = await asyncio.to_thread(self.decider.decide, [request])
+                [decision] = await self.decider.decide_async([request])
                 decided.append((message, decision))
             except NotReady:
                 raise

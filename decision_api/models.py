@@ -156,6 +156,10 @@ class Problem(BaseModel):
     detail: str
 
 
+class Noop(BaseModel):
+    ok: Literal[True]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 

@@ -167,14 +167,13 @@ class Settings(BaseSettings):
         600_000, validation_alias=_var("FRAUD_DECISION_RATE_LIMIT_PER_MINUTE")
     )
     decision_batch_wait_ms: float = Field(
-        1.0, ge=0, validation_alias=_var("FRAUD_DECISION_BATCH_WAIT_MS")
+        0.0, ge=0, validation_alias=_var("FRAUD_DECISION_BATCH_WAIT_MS")
     )
     decision_queue_size: int = Field(
         20_000, gt=0, validation_alias=_var("FRAUD_DECISION_QUEUE_SIZE")
     )
-    decision_batch_workers: int = Field(
-        2, gt=0, validation_alias=_var("FRAUD_DECISION_BATCH_WORKERS")
-    )
+    decision_in_flight: int = Field(2, gt=0, validation_alias=_var("FRAUD_DECISION_IN_FLIGHT"))
+    decision_workers: int = Field(1, gt=0, validation_alias=_var("FRAUD_DECISION_WORKERS"))
     decision_card_cache: int = Field(100_000, validation_alias=_var("FRAUD_DECISION_CARD_CACHE"))
 
     # --- the stream path (python -m decision_api consume) ------------------------------------

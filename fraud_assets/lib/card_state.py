@@ -123,7 +123,7 @@ class CachedState:
 
     def __init__(self, source: WarehouseState, max_cards: int = 100_000) -> None:
         self.source, self.max_cards = source, max_cards
-        self._cards: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
+        self._cards: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._version: str | None = None
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -145,20 +145,40 @@ class CachedState:
 
     def static_frames(self, fs: FeatureSet, cards: list[str]) -> dict[str, pl.DataFrame]:
         """Each card's static state (an empty frame for a card with none), from the cache."""
+        return {c: entry.frame for c, entry in self._entries(fs, cards).items()}
+
+    def vector_states(self, fs: FeatureSet, cards: list[str]) -> dict[str, object]:
+        """Each card's static state as the fast path reads it (``fs.vector_state``), made once
+        per card and cached beside its frame."""
+        out = {}
+        for c, entry in self._entries(fs, cards).items():
+            if entry.vectors is None:
+                entry.vectors = fs.vector_state(entry.frame)
+            out[c] = entry.vectors
+        return out
+
+    def _entries(self, fs: FeatureSet, cards: list[str]) -> dict[str, _Entry]:
         with self._lock:
             found = {c: self._cards.get((fs.version, c)) for c in cards}
-            for c, frame in found.items():
-                if frame is not None:
+            for c, entry in found.items():
+                if entry is not None:
                     self._cards.move_to_end((fs.version, c))
-        missing = [c for c, frame in found.items() if frame is None]
+        missing = [c for c, entry in found.items() if entry is None]
         self.hits += len(cards) - len(missing)
         self.misses += len(missing)
         if missing:
             fetched = self.source.static_frames(fs, missing)
             with self._lock:
                 for c in missing:  # a card with no state is cached too, as an empty frame
-                    found[c] = fetched[c]
-                    self._cards[(fs.version, c)] = found[c]
+                    found[c] = self._cards[(fs.version, c)] = _Entry(fetched[c])
                 while len(self._cards) > self.max_cards:
                     self._cards.popitem(last=False)
         return found  # type: ignore[return-value]
+
+
+@dataclass
+class _Entry:
+    """A card's cached static state: its frame, and the fast path's form of it once made."""
+
+    frame: pl.DataFrame
+    vectors: object = None

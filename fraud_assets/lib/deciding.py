@@ -12,6 +12,7 @@ logged decision, so every ``trans_num`` has exactly one.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import time
@@ -50,6 +51,19 @@ class Request:
     received: float  # time.perf_counter() when it arrived
     arrived_at: dt.datetime  # naive UTC
     explain: bool = False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A scored batch, ready to be logged: its requests and the log rows of their decisions."""
+
+    requests: Sequence[Request]
+    loaded: Loaded
+    logged: list[tuple]  # log rows (``decision_log.COLUMNS``), one per distinct trans_num
+
+    def reads_log(self, new: set[str]) -> bool:
+        """Whether answering reads the log: a repeat's first decision, or an explanation."""
+        return len(new) < len(self.logged) or any(r.explain for r in self.requests)
 
 
 @dataclass(frozen=True)
@@ -105,21 +119,38 @@ class Decider:
     def decide(self, requests: Sequence[Request]) -> list[Decision]:
         """Score, log, answer: one ``Decision`` per request, in order. NotReady without a
         champion; any failure to log raises, so nothing unlogged is ever answered."""
+        batch = self.prepare(requests)
+        return self.answer(batch, decision_log.record_rows(self.warehouse, batch.logged))
+
+    async def decide_async(self, requests: Sequence[Request]) -> list[Decision]:
+        """``decide`` on an event loop: the scoring runs on it, and the loop goes on serving
+        while the log's write waits on the database."""
+        batch = self.prepare(requests)
+        new = await decision_log.record_rows_async(self.warehouse, batch.logged)
+        if batch.reads_log(new):  # a repeat or an explanation: the log is read back
+            return await asyncio.to_thread(self.answer, batch, new)
+        return self.answer(batch, new)
+
+    def prepare(self, requests: Sequence[Request]) -> Prepared:
+        """The log rows of a batch (the first request of each ``trans_num``), scored by the
+        champion: what ``decide`` records before it answers."""
         loaded = self.champion.current()
         first = {r.row["trans_num"]: r for r in reversed(requests)}  # the first of each id
         todo = list(reversed(first.values()))
         if self.vectors and fast_path_serves(loaded.model):
             logged = self._log_vectors(loaded.model, todo)
-            new = decision_log.record_rows(self.warehouse, logged)
         else:
-            frame = self._log_frame(loaded.model, todo)
-            new = decision_log.record(self.warehouse, frame)
-            logged = list(frame.iter_rows(named=True))
-        answers = {d.trans_num: d for d in self._answers(logged, new)}
-        wanted = {r.row["trans_num"] for r in requests if r.explain}
+            logged = list(self._log_frame(loaded.model, todo).iter_rows())
+        return Prepared(requests, loaded, logged)
+
+    def answer(self, batch: Prepared, new: set[str]) -> list[Decision]:
+        """Each request's decision, once its batch is logged (``new``: the ``trans_num``
+        logged now; the others were decided before and get their first decision)."""
+        answers = {d.trans_num: d for d in self._answers(batch.logged, new)}
+        wanted = {r.row["trans_num"] for r in batch.requests if r.explain}
         if wanted:
-            answers |= self._explained(loaded, answers, wanted)
-        return [answers[r.row["trans_num"]] for r in requests]
+            answers |= self._explained(batch.loaded, answers, wanted)
+        return [answers[r.row["trans_num"]] for r in batch.requests]
 
     def _log_frame(self, model: ServingModel, todo: list[Request]) -> pl.DataFrame:
         """The batch's log rows through ``score_rows`` (any model, any feed)."""
@@ -137,11 +168,11 @@ class Decider:
             utc_now(),
         )
 
-    def _log_vectors(self, model: ServingModel, todo: list[Request]) -> list[dict[str, object]]:
+    def _log_vectors(self, model: ServingModel, todo: list[Request]) -> list[tuple]:
         """The same log rows through ``score_vectors`` (a small batch's fast path)."""
         rows = [self._row(r) for r in todo]
         columns = {c: [row.get(c) for row in rows] for c in INPUT_COLUMNS}
-        state = self.state.static_frames(model.feature_set, list(dict.fromkeys(columns["cc_num"])))
+        state = self.state.vector_states(model.feature_set, list(dict.fromkeys(columns["cc_num"])))
         scores = score_vectors(columns, state, model, semantics=self.semantics)
         scored_at = utc_now()
         done = time.perf_counter()
@@ -194,25 +225,37 @@ class Decider:
             "batch_hour": request.arrived_at.strftime(HOUR_FORMAT),
         }
 
-    def _answers(self, logged: list[dict[str, object]], new: set[str]) -> list[Decision]:
-        repeats = [row["trans_num"] for row in logged if row["trans_num"] not in new]
-        rows = [row for row in logged if row["trans_num"] in new]
+    def _answers(self, logged: list[tuple], new: set[str]) -> list[Decision]:
+        repeats = [row[_ID] for row in logged if row[_ID] not in new]
+        rows = [row for row in logged if row[_ID] in new]
         if repeats:
-            rows += decision_log.read_logged(self.warehouse, repeats).iter_rows(named=True)
-        return [_decision(row, repeated=row["trans_num"] not in new) for row in rows]
+            rows += decision_log.read_logged(self.warehouse, repeats).iter_rows()
+        return [_decision(row, repeated=row[_ID] not in new) for row in rows]
 
 
-def _decision(row: dict[str, object], repeated: bool) -> Decision:
+_ID = decision_log.AT["trans_num"]
+#: Where a ``Decision``'s fields sit in a log row.
+_FIELDS = {
+    name: decision_log.AT[name]
+    for name in (
+        "fraud_probability",
+        "threshold",
+        "expected_loss",
+        "model_name",
+        "model_version",
+        "feature_set_version",
+        "feed_semantics",
+        "server_ms",
+    )
+}
+_FLAGGED = decision_log.AT["is_flagged"]
+
+
+def _decision(row: tuple, repeated: bool) -> Decision:
+    """The answer a log row gives."""
     return Decision(
-        trans_num=row["trans_num"],
-        decision=REVIEW if row["is_flagged"] else APPROVE,
-        fraud_probability=row["fraud_probability"],
-        threshold=row["threshold"],
-        expected_loss=row["expected_loss"],
-        model_name=row["model_name"],
-        model_version=row["model_version"],
-        feature_set_version=row["feature_set_version"],
-        feed_semantics=row["feed_semantics"],
-        server_ms=row["server_ms"],
+        trans_num=row[_ID],
+        decision=REVIEW if row[_FLAGGED] else APPROVE,
         repeated=repeated,
+        **{name: row[i] for name, i in _FIELDS.items()},
     )

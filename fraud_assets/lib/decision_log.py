@@ -21,6 +21,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 
+import orjson
 import polars as pl
 
 from fraud_assets.lib.lake import SERVED_PREFIX, content_key
@@ -41,6 +42,10 @@ DECISION_LOG_SCHEMA: dict[str, pl.DataType] = {
     "logged_at": pl.Datetime("ms"),
     "features_json": pl.String(),  # the served feature row
 }
+#: The log's columns in order: a log row in Python is a tuple of their values.
+COLUMNS = tuple(DECISION_LOG_SCHEMA)
+#: Where each column sits in a log row.
+AT = {c: i for i, c in enumerate(COLUMNS)}
 #: Rows imported per run at most; the rest are planned again at once.
 IMPORT_LIMIT = 200_000
 
@@ -82,20 +87,24 @@ def vector_log_rows(
     server_ms: list[float],
     logged_at: dt.datetime,
     scored_at: dt.datetime,
-) -> list[dict[str, object]]:
-    """``log_rows`` for a batch scored by ``score_vectors``, as Python values: ``rows`` are
-    the transactions (``TRANSACTION_SCHEMA`` values, ``arrived_at``, ``batch_hour``). Values
-    are cast as the frame's schema would cast them (times to the millisecond), so the log
-    holds the same thing whichever path decided (the parity tests)."""
+) -> list[tuple]:
+    """``log_rows`` for a batch scored by ``score_vectors``, as tuples of Python values in
+    ``COLUMNS`` order: ``rows`` are the transactions (``TRANSACTION_SCHEMA`` values,
+    ``arrived_at``, ``batch_hour``). Values are cast as the frame's schema would cast them
+    (times to the millisecond), and the served features encoded as polars encodes them, so
+    the log holds the same thing whichever path decided (the parity tests)."""
     fs = model.feature_set
     names = [n for n in fs.features if n not in _FEATURE_KEYS]
-    values = [scores.features[n].to_list() for n in names]
-    columns = {
-        "fraud_probability": scores.proba.tolist(),
-        "expected_loss": scores.expected_loss.tolist(),
-        "is_flagged": scores.flagged.tolist(),
-        "threshold": scores.thresholds.tolist(),
-    }
+    features = zip(*(scores.features[n].to_list() for n in names), strict=True)
+    decided = zip(
+        scores.proba.tolist(),
+        scores.expected_loss.tolist(),
+        scores.flagged.tolist(),
+        scores.thresholds.tolist(),
+        clients,
+        server_ms,
+        strict=True,
+    )
     fixed = {
         "event_time_source": semantics,
         "model_name": model.name,
@@ -107,20 +116,22 @@ def vector_log_rows(
         "logged_at": logged_at,
     }
     out = []
-    for i, row in enumerate(rows):
-        features = dict(zip(names, (v[i] for v in values), strict=True))
+    for row, values, (proba, loss, flagged, threshold, client, ms) in zip(
+        rows, features, decided, strict=True
+    ):
         entry = {
-            **{c: row.get(c) for c in TRANSACTION_SCHEMA},
+            **row,
             **fixed,
-            "arrived_at": row["arrived_at"],
-            "batch_hour": row["batch_hour"],
-            "label_is_fraud": row.get("is_fraud"),
-            **{c: v[i] for c, v in columns.items()},
-            "client": clients[i],
-            "server_ms": server_ms[i],
-            "features_json": json.dumps(features, separators=(",", ":")),
+            "label_is_fraud": row["is_fraud"],
+            "fraud_probability": proba,
+            "expected_loss": loss,
+            "is_flagged": flagged,
+            "threshold": threshold,
+            "client": client,
+            "server_ms": ms,
+            "features_json": orjson.dumps(dict(zip(names, values, strict=True))).decode(),
         }
-        out.append({c: _cast(entry[c], t) for c, t in DECISION_LOG_SCHEMA.items()})
+        out.append(tuple(None if (v := entry[c]) is None else cast(v) for c, cast in _CASTERS))
     return out
 
 
@@ -133,17 +144,18 @@ _CASTS: dict[type[pl.DataType], Callable[[object], object]] = {
     pl.Boolean: bool,
     pl.Datetime: lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000),
 }
+#: Each column with what casts a Python value as a frame of the column's dtype holds it.
+_CASTERS = [(c, _CASTS[type(t)]) for c, t in DECISION_LOG_SCHEMA.items()]
 
 
-def _cast(value: object, dtype: pl.DataType) -> object:
-    """``value`` as a frame of ``dtype`` holds it (None stays None)."""
-    return None if value is None else _CASTS[type(dtype)](value)
+def record_rows(wh: Warehouse, rows: list[tuple]) -> set[str]:
+    """``record`` of log rows as tuples in ``COLUMNS`` order (distinct ``trans_num``)."""
+    return wh.insert_new_rows(LOG_TABLE, COLUMNS, rows)
 
 
-def record_rows(wh: Warehouse, rows: list[dict[str, object]]) -> set[str]:
-    """``record`` of ``vector_log_rows``' rows (distinct ``trans_num``)."""
-    columns = list(DECISION_LOG_SCHEMA)
-    return wh.insert_new_rows(LOG_TABLE, columns, [tuple(r[c] for c in columns) for r in rows])
+async def record_rows_async(wh: Warehouse, rows: list[tuple]) -> set[str]:
+    """``record_rows`` from an event loop, which goes on while the write waits."""
+    return await wh.insert_new_rows_async(LOG_TABLE, COLUMNS, rows)
 
 
 def record(wh: Warehouse, frame: pl.DataFrame) -> set[str]:

@@ -70,7 +70,11 @@ class CardStateSource(Protocol):
         ...
 
     def static_frames(self, fs: FeatureSet, cards: list[str]) -> dict[str, pl.DataFrame]:
-        """Each card's state as ``card_state`` wrote it, by card (``score_vectors``' input)."""
+        """Each card's state as ``card_state`` wrote it, by card."""
+        ...
+
+    def vector_states(self, fs: FeatureSet, cards: list[str]) -> dict[str, object]:
+        """``fs.vector_state`` of each card's ``static_frames`` (``score_vectors``' input)."""
         ...
 
 
@@ -86,6 +90,9 @@ class FrameState:
 
     def static_frames(self, fs: FeatureSet, cards: list[str]) -> dict[str, pl.DataFrame]:
         return by_card(self.state_for(fs, cards), cards)
+
+    def vector_states(self, fs: FeatureSet, cards: list[str]) -> dict[str, object]:
+        return {c: fs.vector_state(f) for c, f in self.static_frames(fs, cards).items()}
 
 
 def by_card(state: pl.DataFrame, cards: list[str]) -> dict[str, pl.DataFrame]:
@@ -184,10 +191,10 @@ def fast_path_serves(model: ServingModel) -> bool:
 
 
 def score_vectors(
-    rows: dict[str, list], state: dict[str, pl.DataFrame], model: ServingModel, *, semantics: str
+    rows: dict[str, list], state: dict[str, object], model: ServingModel, *, semantics: str
 ) -> Scores:
     """``score_rows`` for a small batch without polars: ``rows`` as columns of Python values,
-    ``state`` each card's state frame. The same features (``FeatureSet.serving_vectors``),
+    ``state`` each card's ``vector_states``. The same features (``FeatureSet.serving_vectors``),
     runtime, calibration and rule, held identical to ``score_rows`` by the parity tests; a
     polars query costs about a millisecond however few its rows, this a few microseconds a
     row. Only where ``fast_path_serves(model)``."""

@@ -14,6 +14,7 @@ never formatted into SQL.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -21,12 +22,14 @@ import io
 import re
 import sqlite3
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -56,6 +59,29 @@ class TableWrite:
     key: str = "trans_num"
     update: bool = True
     replace: bool = False
+
+
+@dataclass(frozen=True)
+class NewRows:
+    """Rows to insert where their key is not stored yet (the keys that were new come back)."""
+
+    table: str
+    columns: tuple[str, ...]
+    key: str
+    rows: list[tuple]
+
+    @classmethod
+    def of(cls, table: str, columns: Sequence[str], rows: list[tuple], key: str) -> NewRows:
+        names = tuple(_check_ident(c) for c in columns)
+        return cls(_check_ident(table), names, _check_ident(key), rows)
+
+    @property
+    def column_list(self) -> str:
+        return ", ".join(f'"{c}"' for c in self.columns)
+
+    @property
+    def on_conflict(self) -> str:
+        return f'ON CONFLICT ("{self.key}") DO NOTHING RETURNING "{self.key}"'
 
 
 class Dialect(ABC):
@@ -99,19 +125,33 @@ class Dialect(ABC):
         """One Python value as the driver takes it (as ``encode`` does a column)."""
         return value
 
-    def insert_returning(self, conn: Any, head: str, tail: str, rows: list[tuple]) -> set[str]:
-        """``head VALUES (...) tail`` for every row, in multi-row statements; the first
-        column of what they return."""
-        width = len(rows[0])
+    def insert_returning(self, conn: Any, ins: NewRows) -> set[str]:
+        """Insert ``ins``' rows in multi-row statements; the keys that were new."""
+        width = len(ins.columns)
         row = "(" + ", ".join(self.mark for _ in range(width)) + ")"
         step = max(1, MAX_PARAMETERS // width)
+        head = f"INSERT INTO {self.table(ins.table)} ({ins.column_list})"
         new: set[str] = set()
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
+        for start in range(0, len(ins.rows), step):
+            chunk = ins.rows[start : start + step]
             values = ", ".join(row for _ in chunk)
-            params = [v for r in chunk for v in r]
-            new |= {r[0] for r in conn.execute(f"{head} VALUES {values} {tail}", params)}
+            params = [self.encode_value(v) for r in chunk for v in r]
+            statement = f"{head} VALUES {values} {ins.on_conflict}"
+            new |= {r[0] for r in conn.execute(statement, params)}
         return new
+
+    async def insert_returning_async(self, ins: NewRows) -> set[str]:
+        """``insert_returning`` in a transaction of its own, from an event loop (in a thread:
+        SQLite has no asynchronous driver)."""
+
+        def insert() -> set[str]:
+            with self.connect() as conn:
+                return self.insert_returning(conn, ins)
+
+        return await asyncio.to_thread(insert)
+
+    async def aclose(self) -> None:  # noqa: B027 - only pooled dialects hold anything
+        """Release the running event loop's connections, if it holds any."""
 
     def in_list(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
         marks = ", ".join(self.mark for _ in values) or "NULL"
@@ -196,6 +236,13 @@ class SqliteDialect(Dialect):
         ).cast(schema)
 
 
+def _json_value(value: object) -> object:
+    """A value as ``_as_json`` sends it: a float JSON cannot hold (NaN, ±inf) as its text."""
+    if type(value) is float and value - value != 0.0:
+        return str(value)
+    return value
+
+
 class PostgresDialect(Dialect):
     name, mark = "postgresql", "%s"
     _pools: dict[str, Any] = {}
@@ -205,6 +252,8 @@ class PostgresDialect(Dialect):
         self.url = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
         self.schema = _check_ident(schema)
         self.pool_size = pool_size
+        #: Asynchronous pools, one per event loop (a pool belongs to the loop it opened on).
+        self._async_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def _pool(self):  # noqa: ANN202
         from psycopg_pool import ConnectionPool
@@ -259,18 +308,57 @@ class PostgresDialect(Dialect):
         if not exists:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
 
-    def insert_returning(self, conn: Any, head: str, tail: str, rows: list[tuple]) -> set[str]:
-        """One prepared one-row statement, executed for every row in a pipeline: psycopg would
-        spend more parsing a many-row statement's placeholders than the server does on it."""
-        marks = ", ".join("%s" for _ in rows[0])
-        new: set[str] = set()
-        with conn.cursor() as cur:
-            cur.executemany(f"{head} VALUES ({marks}) {tail}", rows, returning=True)
-            while True:
-                new |= {r[0] for r in cur.fetchall()}
-                if not cur.nextset():
-                    break
-        return new
+    def insert_returning(self, conn: Any, ins: NewRows) -> set[str]:
+        """One statement whatever the number of rows: they travel as one JSON parameter
+        (``_as_json``), which costs psycopg far less than binding each value (and parsing a
+        many-row statement's placeholders) would."""
+        return {r[0] for r in conn.execute(*self._as_json(ins)).fetchall()}
+
+    async def insert_returning_async(self, ins: NewRows) -> set[str]:
+        """``insert_returning`` on the running loop's own pool: the loop goes on serving while
+        the statement and its commit wait on the server. The one statement is its own
+        transaction (the pool's connections commit each statement)."""
+        pool = await self._async_pool()
+        async with pool.connection(timeout=30) as conn:
+            cursor = await conn.execute(*self._as_json(ins))
+            return {r[0] for r in await cursor.fetchall()}
+
+    def _as_json(self, ins: NewRows) -> tuple[str, list[str]]:
+        """The statement and its one parameter: the rows as a JSON array of objects, read by
+        ``json_populate_recordset`` with the table's own column types, so every value
+        arrives as its column's input function reads it (a float's shortest exact text, a
+        time in ISO 8601; NaN and infinities as text, which JSON has no number for)."""
+        table, columns = self.table(ins.table), ins.column_list
+        statement = (
+            f"INSERT INTO {table} ({columns}) SELECT {columns} "
+            f"FROM json_populate_recordset(NULL::{table}, %s) {ins.on_conflict}"
+        )
+        names = ins.columns
+        doc = [dict(zip(names, map(_json_value, r), strict=True)) for r in ins.rows]
+        return statement, [orjson.dumps(doc).decode()]
+
+    async def _async_pool(self):  # noqa: ANN202
+        from psycopg_pool import AsyncConnectionPool
+
+        loop = asyncio.get_running_loop()
+        pool = self._async_pools.get(loop)
+        if pool is None:
+            pool = AsyncConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                # each statement its own transaction: one round trip, no BEGIN and COMMIT
+                kwargs={"connect_timeout": 10, "autocommit": True},
+                open=False,
+            )
+            self._async_pools[loop] = pool
+            await pool.open()
+        return pool
+
+    async def aclose(self) -> None:
+        pool = self._async_pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
 
     def load(self, conn: Any, table: str, frame: pl.DataFrame, key: str, update: bool) -> int:
         cols = [_check_ident(c) for c in frame.columns]
@@ -438,13 +526,22 @@ class Warehouse:
         (no frame to build: what a small batch of the decision service can afford)."""
         if not rows:
             return set()
-        d = self.dialect
-        cols = [_check_ident(c) for c in columns]
-        head = f"INSERT INTO {d.table(table)} ({', '.join(chr(34) + c + chr(34) for c in cols)})"
-        tail = f'ON CONFLICT ("{_check_ident(key)}") DO NOTHING RETURNING "{key}"'
-        values = [tuple(map(d.encode_value, r)) for r in rows]
-        with d.connect() as conn:
-            return d.insert_returning(conn, head, tail, values)
+        with self.dialect.connect() as conn:
+            return self.dialect.insert_returning(conn, NewRows.of(table, columns, rows, key))
+
+    async def insert_new_rows_async(
+        self, table: str, columns: Sequence[str], rows: list[tuple], key: str = "trans_num"
+    ) -> set[str]:
+        """``insert_new_rows`` for an event loop, which goes on while the write waits. On
+        PostgreSQL the loop gets a connection pool of its own: ``aclose`` it before the loop
+        ends (its background tasks would keep the loop from closing)."""
+        if not rows:
+            return set()
+        return await self.dialect.insert_returning_async(NewRows.of(table, columns, rows, key))
+
+    async def aclose(self) -> None:
+        """Release what the running event loop holds (``insert_new_rows_async``'s pool)."""
+        await self.dialect.aclose()
 
     def upsert(
         self,

@@ -5,15 +5,19 @@ serving path (``score_rows``): identical features, probabilities and decisions o
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fraud_assets.lib.deciding import Decider, Request, RowChecker
 from fraud_assets.lib.decision_log import DECISION_LOG_SCHEMA, LOG_TABLE
@@ -83,7 +87,7 @@ def test_the_vectors_compute_the_polars_features_exactly(data) -> None:  # noqa:
     )
     profiles = fs.build_state(history)
     expected = fs.matrix(fs.serving_features(live, profiles))
-    state = FrameState(profiles).static_frames(fs, live["cc_num"].unique().to_list())
+    state = FrameState(profiles).vector_states(fs, live["cc_num"].unique().to_list())
     columns = {c: live[c].to_list() for c in live.columns}
     assert matrices_equal(fs.vector_matrix(fs.serving_vectors(columns, state)), expected)
     for start in range(0, 500, 7):  # small batches too, as the service sees them
@@ -98,7 +102,7 @@ def test_score_vectors_gives_score_rows_probabilities_and_decisions(data, models
     fs = model.feature_set
     profiles = fs.build_state(history)
     expected = score_rows(live, FrameState(profiles), model, semantics="arrival").scored
-    state = FrameState(profiles).static_frames(fs, live["cc_num"].unique().to_list())
+    state = FrameState(profiles).vector_states(fs, live["cc_num"].unique().to_list())
     got = score_vectors(
         {c: live[c].to_list() for c in live.columns}, state, model, semantics="arrival"
     )
@@ -131,7 +135,8 @@ def decide_everything(
     vectors: bool,
 ) -> tuple[list, pl.DataFrame]:  # noqa: ANN001
     """``live`` decided in batches of 1 to 60 by a decider with or without its fast path;
-    the answers (without their times) and the log it wrote."""
+    the answers (without their times) and the log it wrote. The fast one decides as the
+    service and the stream workers do (``decide_async``), the other as ``decide``."""
     wh = Warehouse(f"sqlite:///{tmp_path / name}.db")
     decider = Decider(Fixed(model), state, wh, semantics, vectors=vectors)  # type: ignore[arg-type]
     checker = RowChecker(Limits(), "event_time" if semantics == "payload" else None)
@@ -148,7 +153,10 @@ def decide_everything(
             )
             for r in chunk
         ]
-        answers += [dataclasses.replace(d, server_ms=0.0) for d in decider.decide(requests)]
+        decided = (
+            asyncio.run(decider.decide_async(requests)) if vectors else decider.decide(requests)
+        )
+        answers += [dataclasses.replace(d, server_ms=0.0) for d in decided]
     return answers, wh.read(LOG_TABLE, DECISION_LOG_SCHEMA).drop(WHEN).sort("trans_num")
 
 
@@ -196,3 +204,43 @@ def test_a_vec_keeps_polars_null_semantics() -> None:
         assert [None if v is None else (str(v) if v != v else v) for v in got] == [
             None if v is None else (str(v) if v != v else v) for v in want
         ], name
+
+
+#: Values at IEEE's edges, which the formulas never see from a valid row but must still treat
+#: as polars does, and two whose square the C library's ``pow`` rounds otherwise than x * x.
+EDGES = [0.0, -0.0, 1.0, -1.0, 0.1, 2.5, -2.0, 1e308, -1e308, 5e-324, math.inf, -math.inf]
+EDGES += [3.544967557839694, 0.773751220987744]
+VALUES = st.one_of(
+    st.none(),
+    st.just(math.nan),
+    st.sampled_from(EDGES),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+#: Every operation the formulas use, on a ``Vec`` or a polars column alike.
+OPERATIONS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "rdiv": lambda a, b: 2.0 / a,
+    "rsub": lambda a, b: 1.0 - a,
+    "square": lambda a, b: a.pow(2),
+    "sqrt": lambda a, b: a.sqrt(),
+    "log1p": lambda a, b: a.log1p(),
+    "clip": lambda a, b: a.clip(lower_bound=1.0),
+    "clip_zero": lambda a, b: a.clip(0.0),
+    "fill": lambda a, b: (a / b).fill_null(-1.0),
+    "is_zero": lambda a, b: (a == 0).cast(pl.Int8),
+    "std": lambda a, b: (a / b - (b / a).pow(2)).clip(0.0).sqrt(),
+}
+
+
+@given(columns=st.lists(st.tuples(VALUES, VALUES), min_size=1, max_size=6))
+def test_a_vec_computes_each_operation_as_polars_does(columns: list[tuple]) -> None:
+    """Bit for bit (the sign of a zero, NaN and the infinities included), on any values."""
+    left, right = [a for a, _ in columns], [b for _, b in columns]
+    frame = pl.DataFrame({"a": left, "b": right}, schema={"a": pl.Float64, "b": pl.Float64})
+    for name, op in OPERATIONS.items():
+        want = frame.select(op(pl.col("a"), pl.col("b")).alias("x"))["x"].to_list()
+        got = op(Vec.of(left), Vec.of(right)).to_list()
+        assert list(map(repr, got)) == list(map(repr, want)), (name, left, right)

@@ -1,5 +1,6 @@
 """Warehouse writes are keyed and idempotent, on SQLite and on a real PostgreSQL."""
 
+import asyncio
 import datetime as dt
 
 import polars as pl
@@ -168,3 +169,54 @@ def test_insert_new_stores_only_new_keys_and_says_which_they_were(warehouse: War
     assert rows.rows() == [("a", 1.0, at), ("b", 2.0, at), ("c", 3.0, at)]
     many = pl.DataFrame({"trans_num": [f"m{i}" for i in range(12_000)], "amt": 1.0, "at": at})
     assert len(warehouse.insert_new("log", many.cast(schema))) == 12_000  # past any one statement
+
+
+#: Values a log row may hold at their edges: what JSON has no number for, the shortest and
+#: longest floats, text that JSON must escape, and nulls.
+EDGE_FLOATS = [0.1, -0.0, 1e-300, 1.7976931348623157e308, 5e-324, float("inf"), float("-inf")]
+EDGE_TEXTS = ['a "quoted" \\ back\\slash', "tab\there", "ünïcödé ✓ 🃏", "", '{"json": [1]}']
+
+
+def test_insert_new_rows_keeps_every_value_exactly_both_ways(warehouse: Warehouse) -> None:
+    """Through the one-statement insert (PostgreSQL: the rows as one JSON parameter) and its
+    asynchronous twin, every value comes back as it went in."""
+    schema = {
+        "trans_num": pl.String(),
+        "x": pl.Float64(),
+        "text": pl.String(),
+        "n": pl.Int64(),
+        "flag": pl.Boolean(),
+        "at": pl.Datetime("ms"),
+    }
+    warehouse.ensure_table("edges", schema)
+    at = dt.datetime(2026, 12, 6, 23, 59, 59, 999000)
+    rows = [
+        (f"f{i}", x, EDGE_TEXTS[i % len(EDGE_TEXTS)], 2**62 - i, i % 2 == 0, at)
+        for i, x in enumerate(EDGE_FLOATS)
+    ]
+    rows.append(("nulls", None, None, None, None, None))
+    rows.append(("nan", float("nan"), "n", -(2**62), False, dt.datetime(1900, 1, 1)))
+    half = len(rows) // 2
+    assert warehouse.insert_new_rows("edges", list(schema), rows[:half]) == {
+        r[0] for r in rows[:half]
+    }
+
+    async def on_a_loop() -> set[str]:  # as the service does: its pool closed with the loop
+        try:
+            return await warehouse.insert_new_rows_async("edges", list(schema), rows[half - 1 :])
+        finally:
+            await warehouse.aclose()
+
+    new = asyncio.run(on_a_loop())
+    assert new == {r[0] for r in rows[half:]}  # the one stored already is not new
+    back = dict((r[0], r) for r in warehouse.read("edges", schema).rows())
+    assert len(back) == len(rows)
+    for row in rows:
+        got = back[row[0]]
+        assert got[2:] == row[2:], row
+        if row[1] != row[1]:  # NaN: SQLite itself stores it as NULL
+            assert (got[1] != got[1]) if warehouse.postgres else got[1] is None
+        elif warehouse.postgres:  # the sign of zero too (SQLite stores -0.0 as 0)
+            assert str(got[1]) == str(row[1]), row
+        else:
+            assert got[1] == row[1], row

@@ -31,12 +31,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextlib.contextmanager
 def service(
-    deployment: Deployment, port: int | None = None
+    deployment: Deployment, port: int | None = None, *args: str
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python -m decision_api`` on loopback; stopped (SIGTERM, then SIGKILL) at the end."""
+    """``python -m decision_api [ARGS]`` on loopback; stopped (SIGTERM, then SIGKILL) at the
+    end."""
     port = port or free_port()
     log = deployment.root / f"service-{port}.log"
-    with deployment.process(["--port", str(port)], log) as proc:
+    with deployment.process(["--port", str(port), *args], log) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_answering(f"{url}/readyz", proc, log, 90)
         yield url, proc
@@ -115,6 +116,45 @@ def test_a_worker_killed_under_load_loses_and_duplicates_no_answered_decision(
     mine = scored.filter(pl.col("trans_num").is_in(answered))
     assert mine.height == len(answered) and mine["trans_num"].is_unique().all()
     assert set(mine["decided_by"]) == {"service"}
+
+
+def workers_of(proc: subprocess.Popen) -> set[int]:
+    """The live worker processes a ``--workers N`` service runs under its supervisor (not
+    multiprocessing's resource tracker, nor a killed worker not reaped yet)."""
+    out = set()
+    for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split():
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if b"spawn_main" in command and state != "Z":
+                out.add(int(pid))
+    return out
+
+
+def test_one_of_several_workers_killed_under_load_is_replaced_and_loses_nothing(
+    deployment: Deployment,
+    halves,  # noqa: ANN001
+) -> None:
+    """``--workers 2``: one worker SIGKILLed mid-load. The other goes on serving, the
+    supervisor starts a new one, and every answered decision is in the log exactly once."""
+    work = bodies(halves[1].head(300), 2, "w")
+    with service(deployment, None, "--workers", "2") as (url, proc):
+        deadline = time.monotonic() + 60
+        while len(workers_of(proc)) < 2:
+            assert time.monotonic() < deadline, "the second worker never started"
+            time.sleep(0.1)
+        with Load([url], work) as load:
+            while len(load.answered) < len(work) // 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            victim = min(workers_of(proc))
+            os.kill(victim, signal.SIGKILL)
+            load.join()
+        while victim in workers_of(proc) or len(workers_of(proc)) < 2:
+            assert time.monotonic() < deadline + 60, "the killed worker was not replaced"
+            time.sleep(0.1)
+    assert len(load.answered) == len(work)  # the clients' retries found a live worker
+    rows = logged(deployment, [b["trans_num"] for b in work])
+    assert rows["trans_num"].is_unique().all() and set(load.answered) <= set(rows["trans_num"])
 
 
 def import_into_dagster(deployment: Deployment, hours: list[str], monkeypatch) -> pl.DataFrame:  # noqa: ANN001

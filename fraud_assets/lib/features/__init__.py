@@ -72,18 +72,23 @@ class FeatureSet:
         """Whether ``serving_vectors`` computes this set (the profile features do)."""
         return self.uses_profiles
 
-    def serving_vectors(
-        self, rows: dict[str, list], state: dict[str, pl.DataFrame]
-    ) -> dict[str, Vec]:
-        """``serving_features`` of a few rows on numpy: ``rows`` as columns of Python values,
-        ``state`` each card's state frame (``profile.serving_vectors``)."""
+    def serving_vectors(self, rows: dict[str, list], state: dict[str, object]) -> dict[str, Vec]:
+        """``serving_features`` of a few rows in Python: ``rows`` as columns of Python values,
+        ``state`` each card's ``vector_state`` (``profile.serving_vectors``)."""
         if not self.has_vectors:
             raise NotImplementedError(f"{self.version} is computed by polars only")
-        return profile.serving_vectors(rows, state)
+        return profile.serving_vectors(rows, state)  # type: ignore[arg-type]
+
+    def vector_state(self, frame: pl.DataFrame) -> object:
+        """A card's state frame (what ``build_state`` makes, one card's rows) in the form
+        ``serving_vectors`` reads: made once per card by a long-lived process."""
+        if not self.has_vectors:
+            raise NotImplementedError(f"{self.version} is computed by polars only")
+        return profile.profile_rows(frame)
 
     def vector_matrix(self, vectors: dict[str, Vec]) -> np.ndarray:
         """``matrix`` of ``serving_vectors``' output."""
-        return np.column_stack([vectors[name].to_float() for name in self.features])
+        return Vec.matrix([vectors[name] for name in self.features])
 
     def build_state(self, history_rows: pl.DataFrame) -> pl.DataFrame:
         """The card state that serving reads after ``history_rows``: the profile table

@@ -143,11 +143,18 @@ def _formulas(col: Callable[[str], Any]) -> dict[str, Any]:
     amt = col("amt").cast(pl.Float64)
     log_amt = amt.log1p()
 
+    means: dict[tuple[str, str], Any] = {}  # each mean computed once, whoever reads it
+    stds: dict[str, Any] = {}
+
     def mean(p: str, stat: str) -> Any:
-        return col(f"{p}{stat}") / col(f"{p}n")
+        if (p, stat) not in means:
+            means[p, stat] = col(f"{p}{stat}") / col(f"{p}n")
+        return means[p, stat]
 
     def std(p: str, total: str, squares: str) -> Any:
-        return (mean(p, squares) - mean(p, total).pow(2)).clip(lower_bound=0.0).sqrt()
+        if p + total not in stds:
+            stds[p + total] = (mean(p, squares) - mean(p, total).pow(2)).clip(0.0).sqrt()
+        return stds[p + total]
 
     c_n, k_n = col("c_n").fill_null(0.0), col("k_n").fill_null(0.0)
     return {
@@ -236,13 +243,13 @@ def training_features(rows: pl.DataFrame, lag: dt.timedelta) -> pl.DataFrame:
     return _finish(joined)
 
 
-def serving_vectors(rows: dict[str, list], profiles: dict[str, pl.DataFrame]) -> dict[str, Vec]:
-    """``serving_features`` for a small batch, on numpy: ``rows`` are columns of Python values
+def serving_vectors(rows: dict[str, list], profiles: dict[str, dict[str, tuple]]) -> dict[str, Vec]:
+    """``serving_features`` for a small batch, in Python: ``rows`` are columns of Python values
     (``cc_num``, ``category``, ``amt`` and the row features' inputs) and ``profiles`` each
-    card's profile rows (``PROFILE_SCHEMA``; a card with none may be absent). The same
-    formulas as the polars path (``_formulas``, ``row.clock_free_vectors``), held identical to
-    it by the parity tests. Returns every feature, by name."""
-    cards = {card: _profile_rows(profiles.get(card)) for card in set(rows["cc_num"])}
+    card's ``profile_rows`` (a card with none may be absent). The same formulas as the polars
+    path (``_formulas``, ``row.clock_free_vectors``), held identical to it by the parity
+    tests. Returns every feature, by name."""
+    cards = {card: profiles.get(card) or {} for card in set(rows["cc_num"])}
     blank = (None,) * len(PROFILE_SCHEMA)
     found = []  # each row's (card profile, card-and-category profile), blank when never seen
     for card, category in zip(rows["cc_num"], rows["category"], strict=True):
@@ -265,7 +272,7 @@ _STAT_INDEX = {name: i for i, name in enumerate(PROFILE_SCHEMA)}
 _CATEGORY_INDEX = _STAT_INDEX["category"]
 
 
-def _profile_rows(frame: pl.DataFrame | None) -> dict[str, tuple]:
+def profile_rows(frame: pl.DataFrame | None) -> dict[str, tuple]:
     """A card's profile rows (``PROFILE_SCHEMA`` order) by category."""
     if frame is None or frame.height == 0:
         return {}
