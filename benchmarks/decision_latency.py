@@ -5,7 +5,8 @@ Set-up: a throwaway PostgreSQL schema (dropped at the end); a champion seeded wi
 ``fraud_assets.testing.seed_champion`` (the forest's production hyperparameters, arrival
 feeds), fitted on sparkov_train or on ``--train-rows`` of it (whole cards), the card state
 always built from the whole file; the service started as a process of its own on loopback
-(no client tokens), ready when ``/readyz`` says so.
+(no client tokens) with ``--workers`` worker processes (default: one a core), ready when
+``/readyz`` says so twenty times in a row (on fresh connections, so every worker is asked).
 
 Then, in this order, with nothing else of the benchmark's running:
 
@@ -25,8 +26,8 @@ Then, in this order, with nothing else of the benchmark's running:
 5. the decision log read back from PostgreSQL: how many of the trans_nums answered with a 2xx
    are in it, and how many trans_nums it holds twice.
 
-The service's CPU percent (100 = one core; its worker processes included, with
-``--service-args '--workers N'``) is read from /proc/<pid>/stat over each timed
+The service's CPU percent (100 = one core; all its ``--workers`` processes) is read from
+/proc/<pid>/stat over each timed
 window, with the generator's own and the whole machine's. ``server_p99_ms`` is the p99 of the
 ``server_ms`` field of the answers (the service's time from the request's arrival in the
 handler to its decision; the log commit and HTTP are outside it); the Prometheus histogram's
@@ -155,6 +156,17 @@ def service_env(root: Path, seeded, url: str, schema: str) -> dict[str, str]:  #
     }
     env.pop("FRAUD_DECISION_CLIENTS", None)
     return env
+
+
+def every_worker_ready(url: str, seconds: float, in_a_row: int = 20) -> None:
+    """``url`` answers 200 ``in_a_row`` times running, each on a new connection (the kernel
+    hands each to one of the workers)."""
+    deadline, ok = time.monotonic() + seconds, 0
+    while ok < in_a_row:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the service's workers were not all ready in {seconds} s")
+        ok = ok + 1 if requests.get(url, timeout=10).ok else 0
+        time.sleep(0.05)
 
 
 def histograms(url: str) -> dict[str, dict[str, float]]:
@@ -395,6 +407,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="seconds between runs, for the service to settle (default: %(default)s)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="the service's worker processes (`python -m decision_api --workers`; default: "
+        "this machine's cores, %(default)s, as a machine of its own would run it)",
+    )
+    p.add_argument(
         "--service-args",
         default="",
         help="extra arguments for `python -m decision_api`, e.g. '--batch-wait-ms 0' "
@@ -441,7 +460,7 @@ def main(argv: list[str] | None = None) -> dict:
         proc = start(
             [
                 sys.executable, "-m", "decision_api", "--host", "127.0.0.1", "--port",
-                str(port), *shlex.split(args.service_args),
+                str(port), "--workers", str(args.workers), *shlex.split(args.service_args),
             ],
             service_env(root, seeded, args.database_url, schema),
             log,
@@ -449,6 +468,7 @@ def main(argv: list[str] | None = None) -> dict:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_answering(f"{url}/readyz", proc, log, 180)
+            every_worker_ready(f"{url}/readyz", 180)
             print(f"service ready: pid {proc.pid}, {url}", flush=True)
             machine["idle_busy_cores"] = idle_load(5.0)
             bench = Bench(args, url, proc.pid, bodies, root)
