@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 # Before polars is imported: its thread pool, sized to the cores, spends more on tiny frames
 # than it saves (a batch is a few rows): one thread cut p99 at 300/s from 398 to 135 ms and
@@ -86,8 +89,6 @@ _OPTIONS = {
 
 
 def serve(argv: list[str]) -> int:
-    import uvicorn
-
     from decision_api.auth import Clients, ClientsError, InsecureStartup
     from decision_api.auth import require_clients_off_loopback as require_clients
 
@@ -102,6 +103,24 @@ def serve(argv: list[str]) -> int:
     except (InsecureStartup, ClientsError) as exc:
         print(f"decision_api: {exc}", file=sys.stderr)
         return 2
+    own_metrics = None
+    if args.workers > 1:  # every worker answers /metrics for all (decision_api/metrics.py)
+        from decision_api.metrics import MULTIPROCESS, shared_directory
+
+        if MULTIPROCESS not in os.environ:
+            own_metrics = os.environ[MULTIPROCESS] = tempfile.mkdtemp(prefix="fraud-metrics-")
+        shared_directory(Path(os.environ[MULTIPROCESS]))
+    try:
+        _run(args)
+    finally:
+        if own_metrics:
+            shutil.rmtree(own_metrics, ignore_errors=True)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    import uvicorn
+
     uvicorn.run(
         "decision_api.app:from_environment",
         factory=True,
@@ -114,7 +133,6 @@ def serve(argv: list[str]) -> int:
         http="httptools",
         proxy_headers=False,  # no proxy is trusted: the client is the peer
     )
-    return 0
 
 
 def token(argv: list[str]) -> int:

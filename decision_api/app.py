@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Scope
 
@@ -82,8 +81,14 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def follow(parts: Deciding, interval: float, stop: threading.Event) -> threading.Thread:
-    """``refresh`` every ``interval`` seconds until ``stop``, in a daemon thread."""
+def follow(
+    parts: Deciding,
+    interval: float,
+    stop: threading.Event,
+    after: Callable[[], None] = lambda: None,
+) -> threading.Thread:
+    """``refresh`` every ``interval`` seconds until ``stop``, then ``after``, in a daemon
+    thread."""
 
     def loop() -> None:
         while not stop.wait(interval):
@@ -91,6 +96,7 @@ def follow(parts: Deciding, interval: float, stop: threading.Event) -> threading
                 refresh(parts)
             except Exception:  # noqa: BLE001 - the card state's version may not be readable
                 log.exception("refresh failed; serving what is loaded")
+            after()
 
     thread = threading.Thread(target=loop, name="follow-champion", daemon=True)
     thread.start()
@@ -151,7 +157,7 @@ def create_app(
         svc.batcher.start()
         if following:
             await asyncio.to_thread(refresh, svc)
-            follow(svc, settings.decision_refresh_seconds, stop)
+            follow(svc, settings.decision_refresh_seconds, stop, svc.metrics.refresh)
         if settle:
             settle_heap()
         try:
@@ -300,10 +306,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
     async def metrics(request: Request) -> PlainTextResponse:
         if not svc.open_metrics:
             _metrics_allowed(svc, request)
-        svc.metrics.refresh()
-        return PlainTextResponse(
-            generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST
-        )
+        return PlainTextResponse(svc.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _metrics_allowed(svc: Service, request: Request) -> None:

@@ -19,6 +19,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from fraud_assets.lib import decision_log
 from fraud_assets.testing import register
@@ -152,9 +153,22 @@ def test_one_of_several_workers_killed_under_load_is_replaced_and_loses_nothing(
         while victim in workers_of(proc) or len(workers_of(proc)) < 2:
             assert time.monotonic() < deadline + 60, "the killed worker was not replaced"
             time.sleep(0.1)
+        scrapes = [requests.get(f"{url}/metrics", timeout=10).text for _ in range(8)]
     assert len(load.answered) == len(work)  # the clients' retries found a live worker
+    # whichever worker answers a scrape, it counts every worker's decisions, the dead one's too
+    totals = {decided(text) for text in scrapes}
+    assert len(totals) == 1 and totals.pop() >= len(work)
+    for text in scrapes:
+        assert "fraud_decision_model_info{" in text and "fraud_decision_ready 1.0" in text
     rows = logged(deployment, [b["trans_num"] for b in work])
     assert rows["trans_num"].is_unique().all() and set(load.answered) <= set(rows["trans_num"])
+
+
+def decided(metrics: str) -> float:
+    """``fraud_decisions_total``, every outcome."""
+    families = text_string_to_metric_families(metrics)
+    found = [f for f in families if f.name == "fraud_decisions"]
+    return sum(s.value for s in found[0].samples if s.name == "fraud_decisions_total")
 
 
 def import_into_dagster(deployment: Deployment, hours: list[str], monkeypatch) -> pl.DataFrame:  # noqa: ANN001
