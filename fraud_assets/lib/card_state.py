@@ -24,7 +24,7 @@ from fraud_assets.lib.decision_log import DECISION_LOG_SCHEMA, LOG_TABLE
 from fraud_assets.lib.features import INPUT_COLUMNS, FeatureSet
 from fraud_assets.lib.features.profile import PROFILE_SCHEMA
 from fraud_assets.lib.schema import CARD_HISTORY_SCHEMA, LIVE_TRANSACTIONS_SCHEMA
-from fraud_assets.lib.serving import by_card
+from fraud_assets.lib.serving import by_card, vector_states_of
 from fraud_assets.lib.warehouse import TableWrite, Warehouse
 
 PROFILES_TABLE = "card_profiles"
@@ -84,6 +84,12 @@ class WarehouseState:
         if fs.uses_profiles:
             return static
         return pl.concat([static, self.online_history(fs, cards)], how="vertical_relaxed")
+
+    def vector_states(self, fs: FeatureSet, cards: list[str]) -> dict[str, object]:
+        return vector_states_of(fs, self.static_frames(fs, cards))
+
+    def holds(self, fs: FeatureSet, cards: list[str]) -> bool:
+        return False  # every read is the database's
 
     def static_state(self, fs: FeatureSet, cards: list[str]) -> pl.DataFrame:
         """What ``card_state`` wrote for ``cards``: it changes only when that is written."""
@@ -156,6 +162,11 @@ class CachedState:
                 entry.vectors = fs.vector_state(entry.frame)
             out[c] = entry.vectors
         return out
+
+    def holds(self, fs: FeatureSet, cards: list[str]) -> bool:
+        """Whether every card's static state is cached."""
+        with self._lock:
+            return all((fs.version, c) in self._cards for c in cards)
 
     def _entries(self, fs: FeatureSet, cards: list[str]) -> dict[str, _Entry]:
         with self._lock:

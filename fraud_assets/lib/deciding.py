@@ -123,9 +123,14 @@ class Decider:
         return self.answer(batch, decision_log.record_rows(self.warehouse, batch.logged))
 
     async def decide_async(self, requests: Sequence[Request]) -> list[Decision]:
-        """``decide`` on an event loop: the scoring runs on it, and the loop goes on serving
-        while the log's write waits on the database."""
-        batch = self.prepare(requests)
+        """``decide`` on an event loop: the fast path's scoring runs on it (CPU only, a
+        fraction of a millisecond), and the loop goes on serving while the log's write waits
+        on the database. A batch that would wait on the database before that (a card whose
+        state is not cached yet, an event-time feed's history) is prepared in a thread."""
+        if self._prepares_in_memory(requests):
+            batch = self.prepare(requests)
+        else:
+            batch = await asyncio.to_thread(self.prepare, requests)
         new = await decision_log.record_rows_async(self.warehouse, batch.logged)
         if batch.reads_log(new):  # a repeat or an explanation: the log is read back
             return await asyncio.to_thread(self.answer, batch, new)
@@ -142,6 +147,14 @@ class Decider:
         else:
             logged = list(self._log_frame(loaded.model, todo).iter_rows())
         return Prepared(requests, loaded, logged)
+
+    def _prepares_in_memory(self, requests: Sequence[Request]) -> bool:
+        """Whether ``prepare`` reads nothing from the database: the fast path, every card's
+        state at hand."""
+        model = self.champion.current().model
+        if not (self.vectors and fast_path_serves(model)):
+            return False
+        return self.state.holds(model.feature_set, [r.row["cc_num"] for r in requests])
 
     def answer(self, batch: Prepared, new: set[str]) -> list[Decision]:
         """Each request's decision, once its batch is logged (``new``: the ``trans_num``

@@ -77,6 +77,10 @@ class CardStateSource(Protocol):
         """``fs.vector_state`` of each card's ``static_frames`` (``score_vectors``' input)."""
         ...
 
+    def holds(self, fs: FeatureSet, cards: list[str]) -> bool:
+        """Whether the static state of ``cards`` is at hand, with no database read."""
+        ...
+
 
 @dataclass(frozen=True)
 class FrameState:
@@ -92,7 +96,15 @@ class FrameState:
         return by_card(self.state_for(fs, cards), cards)
 
     def vector_states(self, fs: FeatureSet, cards: list[str]) -> dict[str, object]:
-        return {c: fs.vector_state(f) for c, f in self.static_frames(fs, cards).items()}
+        return vector_states_of(fs, self.static_frames(fs, cards))
+
+    def holds(self, fs: FeatureSet, cards: list[str]) -> bool:
+        return True
+
+
+def vector_states_of(fs: FeatureSet, frames: dict[str, pl.DataFrame]) -> dict[str, object]:
+    """Each card's state frame in the form ``score_vectors`` reads (``fs.vector_state``)."""
+    return {card: fs.vector_state(frame) for card, frame in frames.items()}
 
 
 def by_card(state: pl.DataFrame, cards: list[str]) -> dict[str, pl.DataFrame]:
