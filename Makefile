@@ -25,6 +25,9 @@ run: $(STAMP) ## Run the whole local platform (Dagster, API stand-in, Gradio app
 
 FAST := not integration and not e2e
 PYTEST := $(BIN)/python -m pytest -n 2
+# The second tier mostly waits on servers and child processes (about 60 % of two cores with two
+# workers), so it runs three.
+PYTEST_SLOW := $(BIN)/python -m pytest -n 3
 
 test: $(STAMP) ## Everything: the fast tier first (stops on a failure), then servers and processes
 	$(BIN)/ruff check .
@@ -32,7 +35,7 @@ test: $(STAMP) ## Everything: the fast tier first (stops on a failure), then ser
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.ops.yml
 	$(PYTEST) -m "$(FAST)" -x
 	.ci/ensure-chromium
-	$(PYTEST) --dist loadfile -m "not ($(FAST))" --durations=25
+	$(PYTEST_SLOW) --dist loadfile -m "not ($(FAST))" --durations=25
 
 test-fast: $(STAMP) ## The tests that need no server, no dagster dev and no trained platform (< 2 min)
 	$(BIN)/ruff check .
