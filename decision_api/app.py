@@ -391,12 +391,14 @@ def _readiness(svc: Service) -> tuple[models.Readiness, bool]:
     except Exception as exc:  # noqa: BLE001 - any failure: not reachable, and why
         card_state, reachable = f"unreachable: {type(exc).__name__}", False
     ago = None if status.checked_at is None else round(time.time() - status.checked_at, 3)
+    took = None if status.load_seconds is None else round(status.load_seconds, 3)
     body = models.Readiness(
         ready=status.ready and reachable,
         reason=status.reason if reachable else f"{status.reason}; card state {card_state}",
         model_version=status.version,
         refused_version=status.refused_version,
         champion_checked_seconds_ago=ago,
+        champion_load_seconds=took,
         card_state=card_state,
     )
     return body, body.ready

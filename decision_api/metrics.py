@@ -87,6 +87,13 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=r,
         )
+        self.load = Gauge(
+            "fraud_decision_champion_load_seconds",
+            "How long the latest change of champion took, from reading the registry to "
+            "serving the new version or refusing it (the slowest worker).",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self._champion, self._cache_stats = champion, cache_stats
         self._served: tuple[str, ...] | None = None
         self._cached = (0, 0)
@@ -103,6 +110,8 @@ class Metrics:
         self.refused.set(1.0 if status.refused_version else 0.0)
         at = status.checked_at
         self.checked.set(-1.0 if at is None else time.time() - at)
+        if status.load_seconds is not None:
+            self.load.set(status.load_seconds)
         if status.ready:
             info = self._champion.current().info
             served = (info.name, info.version, info.feature_set_version, info.semantics)

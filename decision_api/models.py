@@ -170,4 +170,9 @@ class Readiness(BaseModel):
     model_version: str | None
     refused_version: str | None
     champion_checked_seconds_ago: float | None
+    champion_load_seconds: float | None = Field(
+        description="How long the latest change of champion took, from reading the registry "
+        "to serving the new version (or refusing it): a promotion is served within the check "
+        "interval plus this."
+    )
     card_state: str

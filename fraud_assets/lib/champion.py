@@ -48,6 +48,8 @@ class Status:
     version: str | None
     refused_version: str | None
     checked_at: float | None  # time.time() of the last successful look at the registry
+    # the latest change of version: from reading the registry to the swap (or the refusal)
+    load_seconds: float | None = None
 
 
 class LiveChampion:
@@ -69,6 +71,7 @@ class LiveChampion:
         self._reason = "the champion has not been looked up yet"
         self._refused: str | None = None
         self._checked_at: float | None = None
+        self._load_seconds: float | None = None
 
     def current(self) -> Loaded:
         """The champion to serve now; NotReady (with why) when none is loaded."""
@@ -85,6 +88,7 @@ class LiveChampion:
             version=loaded.info.version if loaded else None,
             refused_version=self._refused,
             checked_at=self._checked_at,
+            load_seconds=self._load_seconds,
         )
 
     def refresh(self) -> bool:
@@ -99,6 +103,7 @@ class LiveChampion:
                 return False
 
     def _refresh(self) -> bool:
+        started = time.perf_counter()
         try:
             pointer = registry.champion_pointer(self.tracking_uri, self.model_name)
         except registry.RegistryUnavailable as exc:
@@ -116,7 +121,10 @@ class LiveChampion:
             return False
         if self._refused == pointer.version:
             return False  # refused once already: the same version is not loaded again
-        return self._load(pointer)
+        try:
+            return self._load(pointer)
+        finally:
+            self._load_seconds = time.perf_counter() - started
 
     def _load(self, pointer: registry.RegisteredModel) -> bool:
         try:

@@ -16,6 +16,7 @@ from fraud_assets.lib import decision_log
 from fraud_assets.lib.streams import Stream, Topics, open_stream
 from fraud_assets.testing.servers import free_port, wait_answering
 from fraud_assets_tests.helpers.service import Deployment, bodies
+from fraud_assets_tests.helpers.waiting import wait_until
 
 BROKERS = {
     "nats": "nats://127.0.0.1:4222",
@@ -56,6 +57,12 @@ def worker(env: Deployment, name: str) -> Iterator[subprocess.Popen]:
         yield proc
 
 
+def wait_serving(env: Deployment, name: str, version: str, seconds: float = 60) -> None:
+    """Until worker ``name`` says (in its log) that it serves champion ``version``."""
+    log = env.root / f"worker-{name}.log"
+    wait_until(lambda: f"serving champion v{version}\n" in log.read_text(), seconds, every=0.1)
+
+
 def logged(env: Deployment, trans_nums: list[str]) -> pl.DataFrame:
     return decision_log.read_logged(env.warehouse, trans_nums)
 
@@ -68,13 +75,6 @@ def wait_logged(env: Deployment, trans_nums: list[str], seconds: float = 90) -> 
         if rows.height >= len(trans_nums) or time.monotonic() > deadline:
             return rows
         time.sleep(0.3)
-
-
-def wait_until(check: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def messages(rows: pl.DataFrame, copies: int, tag: str) -> tuple[list[bytes], list[str]]:

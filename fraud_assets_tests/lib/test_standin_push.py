@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -22,6 +22,7 @@ from fraud_assets.standin.app import StandinConfig, create_app, load_replay_fram
 from fraud_assets.standin.push import PushConfig
 from fraud_assets.testing.servers import free_port, serve_app
 from fraud_assets_tests.helpers.data import Dataset
+from fraud_assets_tests.helpers.waiting import wait_until
 
 
 @dataclass
@@ -79,13 +80,6 @@ def pushing(dataset: Dataset, url: str, mode: str = "random", **push) -> TestCli
     return TestClient(create_app(config))
 
 
-def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_push_sends_api_rows_at_the_rate_each_a_new_transaction(
     dataset: Dataset, service: Served
 ) -> None:
@@ -116,7 +110,7 @@ def test_push_in_replay_mode_sends_rows_in_time_order_with_their_event_time(
     fake, url = service
     frame, offset = load_replay_frame(dataset.test_csv)
     with pushing(dataset, url, mode="replay", rate=40.0):
-        wait_for(lambda: len(fake.bodies) >= 20)
+        wait_until(lambda: len(fake.bodies) >= 20, seconds=10, every=0.05)
     bodies = fake.bodies[:20]
     times = [b["event_time"] for b in bodies]
     assert times == sorted(times)
@@ -139,7 +133,7 @@ def test_push_backs_off_while_the_service_is_not_ready_then_resumes(
         refused = fake.calls()
         assert 2 <= refused <= 12  # a try per back-off, not 200 at the rate
         fake.status = 200
-        wait_for(lambda: len(fake.bodies) >= 30, seconds=5)
+        wait_until(lambda: len(fake.bodies) >= 30, seconds=5, every=0.05)
 
 
 def test_push_honours_retry_after(dataset: Dataset, service: Served) -> None:
@@ -170,7 +164,7 @@ def test_push_survives_answers_it_cannot_read(dataset: Dataset, service: Served)
         assert pusher.alive() and pusher.failing == "failed"
         assert 1 <= pusher.totals["failed"] <= 8  # backing off meanwhile
         fake.garbage = False
-        wait_for(lambda: pusher.totals["decided"] >= 10, seconds=5)
+        wait_until(lambda: pusher.totals["decided"] >= 10, seconds=5, every=0.05)
 
 
 def test_push_token_comes_from_the_environment_as_a_bearer(
@@ -184,7 +178,7 @@ def test_push_token_comes_from_the_environment_as_a_bearer(
     assert "s3cret-token" not in repr(vars(args))  # it never was an argument
     standin = StandinConfig(data=dataset.test_csv, push=config)
     with TestClient(create_app(standin)):
-        wait_for(lambda: len(fake.bodies) >= 1)
+        wait_until(lambda: len(fake.bodies) >= 1, seconds=10, every=0.05)
     assert fake.headers[0]["authorization"] == "Bearer s3cret-token"
 
 
@@ -204,7 +198,7 @@ def test_push_logs_what_it_sent_and_how_fast_the_answers_were(
     fake, url = service
     caplog.set_level(logging.INFO, logger="fraud_assets.standin.push")
     with pushing(dataset, url, rate=40.0, report_seconds=0.5):
-        wait_for(lambda: "approve)" in caplog.text)
+        wait_until(lambda: "approve)" in caplog.text, seconds=10, every=0.05)
     line = next(r.getMessage() for r in caplog.records if "approve)" in r.getMessage())
     assert line.startswith("pushed ") and f"to {url}/v1/decisions" in line
     assert "round trip p50 " in line and " ms p99 " in line and "server p50 1.5 ms" in line

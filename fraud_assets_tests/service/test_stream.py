@@ -20,10 +20,10 @@ from fraud_assets_tests.helpers.stream import (
     publish,
     run,
     wait_logged,
-    wait_until,
     with_stream,
     worker,
 )
+from fraud_assets_tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,6 @@ decides. Counted against the decision log."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from fraud_assets.lib.streams import Topics
@@ -17,10 +15,11 @@ from fraud_assets_tests.helpers.stream import (
     publish,
     run,
     wait_logged,
-    wait_until,
+    wait_serving,
     with_stream,
     worker,
 )
+from fraud_assets_tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +56,7 @@ def test_a_champion_promoted_mid_stream_takes_over_with_no_gap(
         publish(broker, topics, first_half)
         wait_logged(stream_env, ids_a)
         second = register(models["arrival-b"], stream_env.root, stream_env.tracking_uri, "b")
-        time.sleep(1.5)  # the refresh interval, and a margin
+        wait_serving(stream_env, "a", second)  # within the refresh interval, and a load
         publish(broker, topics, second_half)
         rows = wait_logged(stream_env, ids_a + ids_b)
     assert rows.height == len(ids_a) + len(ids_b)  # no gap: every one decided
