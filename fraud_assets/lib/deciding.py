@@ -127,34 +127,39 @@ class Decider:
         fraction of a millisecond), and the loop goes on serving while the log's write waits
         on the database. A batch that would wait on the database before that (a card whose
         state is not cached yet, an event-time feed's history) is prepared in a thread."""
-        if self._prepares_in_memory(requests):
-            batch = self.prepare(requests)
+        loaded = self.champion.current()  # one champion for the whole batch, swap or not
+        if self._prepares_in_memory(loaded, requests):
+            batch = self.prepare(requests, loaded)
         else:
-            batch = await asyncio.to_thread(self.prepare, requests)
+            batch = await asyncio.to_thread(self.prepare, requests, loaded)
         new = await decision_log.record_rows_async(self.warehouse, batch.logged)
         if batch.reads_log(new):  # a repeat or an explanation: the log is read back
             return await asyncio.to_thread(self.answer, batch, new)
         return self.answer(batch, new)
 
-    def prepare(self, requests: Sequence[Request]) -> Prepared:
-        """The log rows of a batch (the first request of each ``trans_num``), scored by the
-        champion: what ``decide`` records before it answers."""
-        loaded = self.champion.current()
+    def prepare(self, requests: Sequence[Request], loaded: Loaded | None = None) -> Prepared:
+        """The log rows of a batch (the first request of each ``trans_num``), scored by
+        ``loaded`` (default: the champion now): what ``decide`` records before it answers."""
+        loaded = loaded or self.champion.current()
         first = {r.row["trans_num"]: r for r in reversed(requests)}  # the first of each id
         todo = list(reversed(first.values()))
-        if self.vectors and fast_path_serves(loaded.model):
+        if self._fast(loaded.model):
             logged = self._log_vectors(loaded.model, todo)
         else:
             logged = list(self._log_frame(loaded.model, todo).iter_rows())
         return Prepared(requests, loaded, logged)
 
-    def _prepares_in_memory(self, requests: Sequence[Request]) -> bool:
+    def _fast(self, model: ServingModel) -> bool:
+        """Whether ``model`` is served by the fast path (``score_vectors``)."""
+        return self.vectors and fast_path_serves(model)
+
+    def _prepares_in_memory(self, loaded: Loaded, requests: Sequence[Request]) -> bool:
         """Whether ``prepare`` reads nothing from the database: the fast path, every card's
         state at hand."""
-        model = self.champion.current().model
-        if not (self.vectors and fast_path_serves(model)):
-            return False
-        return self.state.holds(model.feature_set, [r.row["cc_num"] for r in requests])
+        model = loaded.model
+        return self._fast(model) and self.state.holds(
+            model.feature_set, [r.row["cc_num"] for r in requests]
+        )
 
     def answer(self, batch: Prepared, new: set[str]) -> list[Decision]:
         """Each request's decision, once its batch is logged (``new``: the ``trans_num``

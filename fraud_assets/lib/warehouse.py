@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import re
@@ -72,8 +73,7 @@ class NewRows:
 
     @classmethod
     def of(cls, table: str, columns: Sequence[str], rows: list[tuple], key: str) -> NewRows:
-        names = tuple(_check_ident(c) for c in columns)
-        return cls(_check_ident(table), names, _check_ident(key), rows)
+        return cls(*_checked_names(table, tuple(columns), key), rows)
 
     @property
     def column_list(self) -> str:
@@ -82,6 +82,13 @@ class NewRows:
     @property
     def on_conflict(self) -> str:
         return f'ON CONFLICT ("{self.key}") DO NOTHING RETURNING "{self.key}"'
+
+
+@functools.cache
+def _checked_names(table: str, columns: tuple[str, ...], key: str) -> tuple:
+    """``table``, ``columns`` and ``key`` once each is checked as an identifier (a write
+    path names the same ones every time, so each set is checked once)."""
+    return _check_ident(table), tuple(map(_check_ident, columns)), _check_ident(key)
 
 
 class Dialect(ABC):
